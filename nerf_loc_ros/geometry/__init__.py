@@ -1,0 +1,44 @@
+"""Geometry conventions (DESIGN.md section 2): SE(3), pinhole camera, camera-axis conversions."""
+
+from .axes import (
+    OPENGL_FROM_OPENCV,
+    llff_to_opencv_pose,
+    opencv_to_opengl_pose,
+    opengl_to_opencv_pose,
+    ros_body_from_optical,
+)
+from .camera import PinholeCamera, check_intrinsics
+from .se3 import (
+    NonRigidPoseError,
+    check_rigid,
+    invert_pose,
+    is_rigid,
+    make_pose,
+    pose_errors,
+    pose_from_translation_quaternion,
+    pose_to_translation_quaternion,
+    rotation_error_deg,
+    transform_points,
+    translation_error,
+)
+
+__all__ = [
+    "OPENGL_FROM_OPENCV",
+    "NonRigidPoseError",
+    "PinholeCamera",
+    "check_intrinsics",
+    "check_rigid",
+    "invert_pose",
+    "is_rigid",
+    "llff_to_opencv_pose",
+    "make_pose",
+    "opencv_to_opengl_pose",
+    "opengl_to_opencv_pose",
+    "pose_errors",
+    "pose_from_translation_quaternion",
+    "pose_to_translation_quaternion",
+    "ros_body_from_optical",
+    "rotation_error_deg",
+    "transform_points",
+    "translation_error",
+]
