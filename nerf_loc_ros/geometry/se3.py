@@ -56,7 +56,7 @@ def transform_points(T_a_b: np.ndarray, X_b: np.ndarray) -> np.ndarray:
     return X_b @ T_a_b[:3, :3].T + T_a_b[:3, 3]
 
 
-def is_rigid(T: np.ndarray, atol: float = 1e-4) -> bool:
+def is_rigid(T: np.ndarray, atol: float = 2e-3) -> bool:
     """True if ``T`` is a finite 4x4 rigid transform (orthonormal rotation, det +1, last row 0 0 0 1)."""
     T = np.asarray(T, dtype=np.float64)
     if T.shape != (4, 4) or not np.all(np.isfinite(T)):
@@ -69,7 +69,7 @@ def is_rigid(T: np.ndarray, atol: float = 1e-4) -> bool:
     )
 
 
-def check_rigid(T: np.ndarray, what: str = "pose", atol: float = 1e-4) -> np.ndarray:
+def check_rigid(T: np.ndarray, what: str = "pose", atol: float = 2e-3) -> np.ndarray:
     """Return ``T`` as float64 if rigid, else raise :class:`NonRigidPoseError` naming ``what``.
 
     Rotations within ``atol`` of orthonormal are re-orthonormalised (SVD) so that small float

@@ -1,0 +1,44 @@
+"""Shared pytest fixtures: the real datasets in ../shared/data (never copied into the repository)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data_dir() -> Path | None:
+    env = os.environ.get("NERF_LOC_DATA")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path of the shared real datasets (``$NERF_LOC_DATA`` or ``<repo>/../shared/data``); skips if absent."""
+    d = _shared_data_dir()
+    if d is None:
+        pytest.skip("shared datasets not found: set NERF_LOC_DATA or place them at ../shared/data")
+    return d
+
+
+def _dataset_fixture(name: str):
+    @pytest.fixture(scope="session")
+    def _fixture(shared_data: Path) -> Path:
+        p = shared_data / name
+        if not p.is_dir():
+            pytest.skip(f"dataset {name} not found in {shared_data}")
+        return p
+
+    return _fixture
+
+
+lego_dir = _dataset_fixture("nerf_synthetic_lego")
+fern_dir = _dataset_fixture("llff_fern")
+redkitchen_dir = _dataset_fixture("sevenscenes_redkitchen")
+raspicam_bags_dir = _dataset_fixture("ubiquity_raspicam_bags")
