@@ -110,6 +110,8 @@ def load_sevenscenes(
             T = np.loadtxt(pose_path)
         except ValueError as exc:
             raise DatasetError(f"{pose_path}: cannot parse pose ({exc})") from exc
+        if T.shape != (4, 4):
+            raise DatasetError(f"{pose_path}: expected a 4x4 matrix, got shape {T.shape}")
         try:
             T = check_rigid(T, what=str(pose_path))
         except ValueError as exc:
