@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: Modules of nerf_loc_ros.cli that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("data", "bag")
+COMMAND_MODULES = ("demo", "data", "bag")
 
 log = logging.getLogger("nerf_loc_ros")
 
