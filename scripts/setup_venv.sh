@@ -20,8 +20,8 @@ PYCHECK
 
 # Debian packages some wheels need at run time (installed only when missing and we may install).
 need_apt=()
-ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || need_apt+=(libusb-1.0-0)      # Open3D
-ldconfig -p 2>/dev/null | grep -q 'libgomp.so.1' || need_apt+=(libgomp1)             # OpenMP (torch, Open3D)
+ldconfig -p 2>/dev/null | grep 'libusb-1.0.so.0' >/dev/null || need_apt+=(libusb-1.0-0)      # Open3D
+ldconfig -p 2>/dev/null | grep 'libgomp.so.1' >/dev/null || need_apt+=(libgomp1)             # OpenMP (torch, Open3D)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "[setup] apt-get install ${need_apt[*]}"
@@ -42,10 +42,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   if [ -n "${TORCH_INDEX_URL:-}" ]; then
     "${pip[@]}" install "torch==$TORCH_VERSION" --index-url "$TORCH_INDEX_URL"
   else
-    "${pip[@]}" install "torch==$TORCH_VERSION"
+    "${pip[@]}" install "torch==$TORCH_VERSION" 2>&1 | { grep -v "^WARNING: Location" || true; }
   fi
 fi
 
 echo "[setup] installing nerf_loc_ros$extras (editable)"
-"${pip[@]}" install -e ".$extras" 2>&1 | grep -v "^WARNING: Location" || true
+"${pip[@]}" install -e ".$extras" 2>&1 | { grep -v "^WARNING: Location" || true; }
 .venv/bin/python -c "import nerf_loc_ros, torch; print(f'[setup] ok: torch {torch.__version__}, cuda={torch.cuda.is_available()}')"
