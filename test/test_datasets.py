@@ -148,6 +148,7 @@ def test_tum_layout_from_real_frames(tmp_path, redkitchen_dir):
     np.testing.assert_allclose(tum.depths[3], posed.depths[3], atol=1e-3)
     # without K the freiburg3 calibration is taken from the folder name (640x480 nominal)
     assert load_tum(root, with_depth=False).K[0, 0, 0] == pytest.approx(535.4)
+    assert load_tum(root, with_depth=False).K[0, 0, 2] == pytest.approx(320.1 + 0.5)  # OpenCV -> core pixel centres
     # a trajectory with a NaN is reported with file and line
     (root / "groundtruth.txt").write_text(gt_lines[0] + "\n1305031102.5 0 0 nan 0 0 0 1\n")
     with pytest.raises(DatasetError, match=r"groundtruth.txt:2"):

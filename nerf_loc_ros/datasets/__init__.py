@@ -16,6 +16,7 @@ __all__ = [
     "DatasetError",
     "PosedImages",
     "detect_layout",
+    "load_bag",
     "load_colmap",
     "load_dataset",
     "load_llff",
@@ -27,3 +28,12 @@ __all__ = [
     "read_points3D",
     "shared_data_dir",
 ]
+
+
+def __getattr__(name: str):
+    # load_bag imports nerf_loc_ros.bags, which itself uses datasets.posed_images: import it lazily.
+    if name == "load_bag":
+        from .bag import load_bag
+
+        return load_bag
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,8 @@
 (``lego``, ``fern``, ``redkitchen``), or ``procedural``; options follow as ``:key=value``:
 
 - ``procedural:seed=3:frames=120:size=320x240`` (split ``mapping``/``query`` picks the session);
-- ``path/to/bag:image_topic=/cam/image_raw:gt_topic=/ground_truth/pose``;
+- ``path/to/bag:image_topic=/cam/image_raw:gt_topic=/ground_truth/pose`` (also ``camera_info_topic``,
+  ``depth_topic``, ``gt_tf=map,camera_optical_frame``, ``undistort=false``);
 - ``fern:factor=8``, ``lego:background=black``, ``redkitchen:depth=false``, ``...:max_frames=10``.
 
 Splits: the layout's own (Blender ``train``/``val``/``test``; 7-Scenes ``map``/``query``/``all<700``;
@@ -177,6 +178,8 @@ def load_dataset(spec: str, split: str | None = None, **overrides) -> PosedImage
                 camera_info_topic=opts.pop("camera_info_topic", None),
                 gt_topic=opts.pop("gt_topic", None),
                 gt_tf=tuple(gt_tf.split(",")) if gt_tf else None,
+                depth_topic=opts.pop("depth_topic", None),
+                undistort=_as_bool(opts.pop("undistort", "true")),
             )
         if native_split and layout in ("llff", "colmap", "tum", "bag"):
             raise ValueError(f"{layout} datasets have no split '{native_split}'; use test@N / train@N")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..geometry import pose_from_translation_quaternion
+from ..geometry import K_ros_to_core, pose_from_translation_quaternion
 from .image_io import read_depth_png, read_rgb
 from .posed_images import DatasetError, PosedImages
 from .undistortion import undistort_frame
@@ -104,7 +104,8 @@ def load_tum(
         cam = next((v for k, v in TUM_CAMERAS.items() if k in root.name), None)
         if cam is None:
             raise DatasetError(f"{root}: cannot tell the TUM camera (freiburg1/2/3) from the folder name; pass K")
-        K = np.array([[cam[0], 0, cam[2]], [0, cam[1], cam[3]], [0, 0, 1.0]])
+        # published OpenCV calibration: pixel centres at integers -> core convention (+0.5)
+        K = K_ros_to_core(np.array([[cam[0], 0, cam[2]], [0, cam[1], cam[3]], [0, 0, 1.0]]))
         distortion = np.asarray(cam[4]) if distortion is None else distortion
     distortion = np.zeros(5) if distortion is None else np.asarray(distortion, dtype=np.float64)
     t_rgb, f_rgb = read_tum_list(root / "rgb.txt")

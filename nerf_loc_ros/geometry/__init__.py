@@ -7,7 +7,7 @@ from .axes import (
     opengl_to_opencv_pose,
     ros_body_from_optical,
 )
-from .camera import PinholeCamera, check_intrinsics
+from .camera import K_core_to_ros, K_ros_to_core, PinholeCamera, check_intrinsics
 from .se3 import (
     NonRigidPoseError,
     check_rigid,
@@ -22,8 +22,16 @@ from .se3 import (
     translation_error,
 )
 
+from .undistort import Undistorter, UnsupportedDistortionError, undistort_image, undistort_points
+
 __all__ = [
+    "K_core_to_ros",
+    "K_ros_to_core",
     "OPENGL_FROM_OPENCV",
+    "Undistorter",
+    "UnsupportedDistortionError",
+    "undistort_image",
+    "undistort_points",
     "NonRigidPoseError",
     "PinholeCamera",
     "check_intrinsics",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PinholeCamera", "check_intrinsics"]
+__all__ = ["PinholeCamera", "check_intrinsics", "K_core_to_ros", "K_ros_to_core"]
 
 
 def check_intrinsics(K: np.ndarray, what: str = "K") -> np.ndarray:
@@ -117,3 +117,20 @@ class PinholeCamera:
         v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
         uv = np.stack([u + 0.5, v + 0.5], axis=-1)
         return self.unproject(uv, depth[v, u]), np.stack([u, v], axis=-1)
+
+
+def K_ros_to_core(K: np.ndarray) -> np.ndarray:
+    """ROS/OpenCV ``K`` (pixel centres at integers, as in CameraInfo and OpenCV calibration) -> core ``K``
+    (centres at +0.5): ``cx, cy += 0.5``."""
+    K = np.array(K, dtype=np.float64)
+    K[0, 2] += 0.5
+    K[1, 2] += 0.5
+    return K
+
+
+def K_core_to_ros(K: np.ndarray) -> np.ndarray:
+    """Core ``K`` (pixel centres at +0.5) -> ROS/OpenCV ``K`` (centres at integers): ``cx, cy -= 0.5``."""
+    K = np.array(K, dtype=np.float64)
+    K[0, 2] -= 0.5
+    K[1, 2] -= 0.5
+    return K
