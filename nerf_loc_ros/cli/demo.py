@@ -41,10 +41,10 @@ def run_demo(out: Path, seed: int, frames: int, width: int, height: int) -> dict
 
     bag_path = out / "query_session_bag"
     t0 = time.perf_counter()
-    write_bag(query, bag_path, storage="mcap")
+    write_bag(query, bag_path, storage="mcap", overwrite=True, progress=True)
     report["bag_write_seconds"] = round(time.perf_counter() - t0, 2)
     info = bag_info(bag_path)
-    report["bag"] = {"path": str(bag_path), "topics": {t["name"]: t["count"] for t in info["topics"]}}
+    report["bag"] = {"path": str(bag_path), "topics": {name: t["count"] for name, t in info["topics"].items()}}
 
     t0 = time.perf_counter()
     replayed = load_bag(bag_path, image_topic="/camera/image_raw", gt_topic="/ground_truth/pose")
