@@ -48,7 +48,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     base = [parts[0]]
     opts: dict[str, str] = {}
     for p in parts[1:]:
-        if "=" in p and not opts.get("__path_continues"):
+        if "=" in p:
             k, v = p.split("=", 1)
             opts[k.strip()] = v.strip()
         else:  # a ':' inside a path
