@@ -16,6 +16,7 @@ from nerf_loc_ros.datasets.procedural import (
     make_session,
     mapping_trajectory,
     query_trajectory,
+    render_views,
 )
 from nerf_loc_ros.geometry import PinholeCamera, invert_pose, is_rigid, transform_points
 from nerf_loc_ros.geometry.se3 import rotation_error_deg
@@ -90,7 +91,7 @@ def test_backprojected_depth_lies_on_the_surfaces(scene0):
 
 
 def test_depth_reprojects_into_a_neighbouring_frame():
-    posed = make_session(seed=1, n_frames=60, width=160, height=120)
+    posed = make_session(seed=1, n_frames=60, width=160, height=120, workers=1)
     i, j = 20, 22
     X, _ = _backproject(posed.depths[i], posed.K[i], posed.T_world_cam[i])
     cam = posed.camera(j)
@@ -128,7 +129,7 @@ def test_culling_never_changes_the_nearest_hit():
 # ----------------------------------------------------------------------------- appearance
 def test_shading_is_view_independent():
     """A surface point has the same colour seen from two cameras (needed for a NeRF)."""
-    posed = make_session(seed=2, n_frames=60, width=160, height=120)
+    posed = make_session(seed=2, n_frames=60, width=160, height=120, workers=1)
     i, j = 10, 12
     X, uv_i = _backproject(posed.depths[i], posed.K[i], posed.T_world_cam[i])
     cam = posed.camera(j)
@@ -246,3 +247,14 @@ def test_make_session_metadata():
     assert not np.allclose(q.T_world_cam[0], posed.T_world_cam[0])
     with pytest.raises(ValueError):
         make_session(session="third")
+
+
+def test_parallel_rendering_is_identical():
+    scene = ProceduralScene(ProceduralSceneConfig(seed=6))
+    poses, K = query_trajectory(scene, 6), intrinsics(48, 36)
+    serial = render_views(scene.config, poses, K, 48, 36, workers=1)
+    parallel = render_views(scene.config, poses, K, 48, 36, workers=2)
+    assert len(parallel) == 6
+    for (a, da), (b, db) in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(da, db)
