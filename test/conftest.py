@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _nerf_loc_loggers_propagate():
+    """Let ``caplog`` see the package's log records under ``colcon test`` too.
+
+    ROS 2's launch_testing pytest plugin imports ``launch``, whose ``launch.logging`` installs a logger class
+    (``logging.setLoggerClass(LaunchLogger)``) that sets ``propagate = False`` on every logger created
+    afterwards, so records of ``nerf_loc_ros.*`` loggers never reach caplog's handler on the root logger.
+    """
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and (name == "nerf_loc_ros" or name.startswith("nerf_loc_ros.")):
+            logger.propagate = True
+    yield
 
 
 def _shared_data_dir() -> Path | None:
