@@ -155,4 +155,5 @@ def load_transforms_json(
         depths=depths if has_depth else None,
         metric=False,
         source=str(json_path),
+        extras={"background": background} if background is not None else {},
     )
