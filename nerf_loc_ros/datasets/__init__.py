@@ -6,7 +6,7 @@ Use :func:`load_dataset` (path, alias or ``procedural`` spec) or a specific load
 from .colmap import load_colmap, read_cameras, read_images, read_points3D
 from .llff import load_llff
 from .posed_images import DatasetError, PosedImages
-from .registry import DATASET_ALIASES, detect_layout, load_dataset, shared_data_dir
+from .registry import DATASET_ALIASES, default_eval_splits, detect_layout, load_dataset, shared_data_dir, train_split_for
 from .sevenscenes import load_sevenscenes
 from .transforms_json import load_transforms_json
 from .tum import load_tum
@@ -19,6 +19,8 @@ __all__ = [
     "load_bag",
     "load_colmap",
     "load_dataset",
+    "default_eval_splits",
+    "train_split_for",
     "load_llff",
     "load_sevenscenes",
     "load_transforms_json",

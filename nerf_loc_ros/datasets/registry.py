@@ -113,6 +113,36 @@ def _holdout(posed: PosedImages, which: str, every: int) -> PosedImages:
     return posed.subset(idx[test] if which == "test" else idx[~test])
 
 
+def default_eval_splits(spec: str) -> tuple[str, str]:
+    """``(train_split, test_split)`` for held-out evaluation of a dataset spec.
+
+    Blender-style ``transforms_test.json`` -> (train, test); 7-Scenes -> (map, query); procedural ->
+    (mapping, query); everything else holds out every 8th frame (train@8, test@8, the LLFF protocol).
+    """
+    base, _ = parse_spec(spec)
+    if base == "procedural":
+        return "mapping", "query"
+    path = _resolve_path(base)
+    layout = detect_layout(path)
+    if layout == "transforms" and path.is_dir() and (path / "transforms_test.json").is_file():
+        return "train", "test"
+    if layout == "sevenscenes":
+        return "map", "query"
+    return "train@8", "test@8"
+
+
+def train_split_for(spec: str, test_split: str) -> str:
+    """The training split that goes with held-out ``test_split`` (test -> train, query -> map/mapping, test@N -> train@N)."""
+    m = _HOLDOUT_RE.match(test_split)
+    if m:
+        return f"train@{m.group(2)}"
+    if test_split == "test":
+        return "train"
+    if test_split == "query":
+        return default_eval_splits(spec)[0]
+    raise ValueError(f"no training split known for held-out split '{test_split}'; use test, query or test@N")
+
+
 def load_dataset(spec: str, split: str | None = None, **overrides) -> PosedImages:
     """Load any supported dataset as :class:`PosedImages` (OpenCV camera axes).
 

@@ -1,7 +1,8 @@
 """The NeRF field: density ``sigma(x)``, view-independent embedding ``f(x)`` and colour ``c(x, d)``.
 
 ``f(x)`` comes from the density branch (it does not see the view direction), so it describes the
-surface itself; localization matches image features against it and registration aggregates it.
+surface itself; localization matches image features against it and registration aggregates it. It is
+layer-normalised (zero mean, unit variance over its channels).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class FieldConfig:
     feature_dim: int = 32  #: dimension of the view-independent embedding f(x)
     hidden_dim: int = 64  #: width of the density MLP
     color_hidden_dim: int = 64  #: width of the colour MLP
-    density_bias: float = -4.8  #: initial pre-activation density (small density everywhere at start)
+    density_bias: float = -3.5  #: initial pre-activation density (small density everywhere at start)
     density_unit: float = 256.0  #: density is exp(h) * density_unit / box diagonal, so scale does not matter
 
     def to_dict(self) -> dict:
@@ -95,7 +96,10 @@ class NerfField(nn.Module):
         h = self.density_mlp(self.encoding(u.clamp(-1, 1)))
         scale = self.config.density_unit / self.box.diagonal
         sigma = TruncExp.apply(h[:, 0]) * scale * inside.to(h.dtype)
-        return sigma, h[:, 1:]
+        # layer-normalised embedding: a scale-free descriptor for matching, and a well-conditioned colour input
+        # (raw outputs grow with the density during training and saturate the colour MLP's sigmoid)
+        feat = torch.nn.functional.layer_norm(h[:, 1:], (self.config.feature_dim,))
+        return sigma, feat
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         """World points ``[N x 3]`` -> density ``[N]`` (per unit length; zero outside the scene box)."""

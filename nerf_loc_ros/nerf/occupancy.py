@@ -26,6 +26,7 @@ class OccupancyConfig:
     alpha_threshold: float = 0.01  #: a cell is occupied when 1 - exp(-sigma * step) exceeds this
     warmup_updates: int = 1  #: first updates visit every cell; later ones a random subset + occupied cells
     random_fraction: float = 0.125  #: share of all cells re-sampled at random in each later update
+    mean_rule_updates: int = 16  #: during the first updates a cell above the mean density also counts as occupied
 
 
 class OccupancyGrid:
@@ -67,6 +68,30 @@ class OccupancyGrid:
         self.occupied &= self.seen
 
     @torch.no_grad()
+    def seed_from_points(self, points: torch.Tensor, dilate: int = 1, density: float = 1e3, allow: int = 2) -> float:
+        """Start from known surfaces (e.g. back-projected depth, world frame ``[N x 3]``): cells holding a point
+        (grown by ``dilate`` cells) get ``density``, all others zero; the full first update is skipped. Cells
+        farther than ``allow`` cells from every point may never become occupied (measured free space, where
+        colour-only training would otherwise grow floaters).
+
+        Returns the occupied fraction.
+        """
+        r = self.resolution
+        u = self.box.to_grid(points.to(self.density.device).float())
+        u = u[(u.abs() <= 1).all(dim=-1)]
+        mark = torch.zeros(r**3, device=self.density.device)
+        mark[self.index(u)] = 1.0
+        mark = mark.reshape(1, 1, r, r, r)
+        allowed = torch.nn.functional.max_pool3d(mark, 2 * allow + 1, stride=1, padding=allow)[0, 0] > 0
+        if dilate > 0:
+            mark = torch.nn.functional.max_pool3d(mark, 2 * dilate + 1, stride=1, padding=dilate)
+        self.seen = self.seen & allowed
+        self.density = mark[0, 0] * density
+        self.occupied = (self.density > 0) & self.seen
+        self.updates = max(self.updates, self.config.warmup_updates, self.config.mean_rule_updates)
+        return float(self.occupied.float().mean())
+
+    @torch.no_grad()
     def update(self, density_fn, step_size: float, generator: torch.Generator | None = None) -> float:
         """Re-sample the field density in (a subset of) cells and refresh ``occupied``.
 
@@ -95,21 +120,25 @@ class OccupancyGrid:
         flat[idx] = torch.maximum(flat[idx] * self.config.decay, sigma)
         flat[~self.seen.reshape(-1)] = 0
         threshold = -np.log(1 - self.config.alpha_threshold) / step_size
-        mean = float(flat[self.seen.reshape(-1)].mean()) if bool(self.seen.any()) else 0.0
-        self.occupied = (self.density > min(threshold, mean)) & self.seen
+        if self.updates < self.config.mean_rule_updates and bool(self.seen.any()):
+            threshold = min(threshold, float(flat[self.seen.reshape(-1)].mean()))
+        self.occupied = (self.density > threshold) & self.seen
         self.updates += 1
         return float(self.occupied.float().mean())
 
     # ------------------------------------------------------------------ persistence
-    def state(self) -> dict[str, np.ndarray]:
-        """Arrays for ``occupancy.npz``: packed occupancy bits, float16 density, seen bits, resolution."""
-        return {
+    def state(self, with_density: bool = True) -> dict[str, np.ndarray]:
+        """Arrays for ``occupancy.npz``: packed occupancy and seen bits, resolution, update count and (for
+        checkpoints, ``with_density``) the float16 density grid; maps need only the bits."""
+        out = {
             "occupied_bits": np.packbits(self.occupied.cpu().numpy().reshape(-1)),
             "seen_bits": np.packbits(self.seen.cpu().numpy().reshape(-1)),
-            "density": self.density.cpu().numpy().astype(np.float16),
             "resolution": np.array([self.resolution], dtype=np.int64),
             "updates": np.array([self.updates], dtype=np.int64),
         }
+        if with_density:
+            out["density"] = self.density.cpu().numpy().astype(np.float16)
+        return out
 
     def load_state(self, arrays: dict[str, np.ndarray]) -> None:
         """Inverse of :meth:`state`; raises ``ValueError`` on a resolution or size mismatch."""
@@ -119,12 +148,15 @@ class OccupancyGrid:
         n = r**3
         occ = np.unpackbits(arrays["occupied_bits"])[:n]
         seen = np.unpackbits(arrays["seen_bits"])[:n]
-        if occ.size != n or seen.size != n or arrays["density"].shape != (r, r, r):
+        if occ.size != n or seen.size != n or ("density" in arrays and arrays["density"].shape != (r, r, r)):
             raise ValueError("occupancy grid arrays have the wrong size")
         dev = self.density.device
         self.occupied = torch.from_numpy(occ.astype(bool).reshape(r, r, r)).to(dev)
         self.seen = torch.from_numpy(seen.astype(bool).reshape(r, r, r)).to(dev)
-        self.density = torch.from_numpy(arrays["density"].astype(np.float32)).to(dev)
+        if "density" in arrays:
+            self.density = torch.from_numpy(arrays["density"].astype(np.float32)).to(dev)
+        else:  # maps store only the bits: occupied cells get a density above any threshold
+            self.density = self.occupied.float() * 1e4
         self.updates = int(arrays["updates"][0])
 
 

@@ -151,12 +151,14 @@ def _weights(sigma: torch.Tensor, s: Samples, num_rays: int) -> tuple[torch.Tens
 def render_rays(
     field: NerfField, occ: OccupancyGrid, origins: torch.Tensor, dirs: torch.Tensor, cfg: RenderConfig,
     stratified: bool = False, with_features: bool = False, generator: torch.Generator | None = None,
+    with_samples: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Render rays ``origins, dirs [R x 3]`` (world frame; ``dirs`` with camera-z component 1).
 
     Returns a dict with ``rgb [R x 3]``, ``depth [R]`` (expected z-depth of the surface, i.e. normalised by
     opacity), ``depth_sum [R]`` (``sum w t``, for depth losses), ``opacity [R]``, ``point [R x 3]`` (world),
-    ``feature [R x C]`` (only with ``with_features``) and ``num_samples`` (int tensor).
+    ``feature [R x C]`` (only with ``with_features``), ``num_samples`` (int tensor) and, with
+    ``with_samples``, the packed ``sample_ray [S]``, ``sample_t [S]`` and ``sample_weight [S]`` (for losses).
     """
     n = len(origins)
     s = sample_rays(field, occ, origins, dirs, cfg, stratified=stratified, generator=generator)
@@ -177,6 +179,8 @@ def render_rays(
         "point": origins + dirs * (depth_sum / safe)[:, None],
         "num_samples": torch.tensor(len(s.t)),
     }
+    if with_samples:
+        result.update(sample_ray=s.ray, sample_t=s.t, sample_weight=w)
     if with_features:
         feat = torch.zeros(n, out.feature.shape[1], device=origins.device).index_add_(0, s.ray, w[:, None] * out.feature)
         result["feature"] = feat / safe[:, None]

@@ -21,7 +21,7 @@ import torch
 
 from ..datasets import PosedImages
 
-__all__ = ["SceneBox", "estimate_scene_box"]
+__all__ = ["SceneBox", "depth_points", "estimate_scene_box"]
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _inward_look_at(T_world_cam: np.ndarray) -> tuple[np.ndarray, float] | None:
     return p, float(np.median(dist))
 
 
-def _depth_points(posed: PosedImages, per_image: int = 2000, seed: int = 0) -> np.ndarray:
+def depth_points(posed: PosedImages, per_image: int = 2000, seed: int = 0) -> np.ndarray:
     """World points ``[M x 3]`` back-projected from a random subset of valid depth pixels of every image."""
     rng = np.random.default_rng(seed)
     pts = []
@@ -160,7 +160,7 @@ def estimate_scene_box(posed: PosedImages, padding: float = 0.05) -> SceneBox:
     C = posed.camera_centres()
     lo = hi = None
     if posed.has_depth:
-        P = _depth_points(posed)
+        P = depth_points(posed)
         if len(P) > 100:
             P = np.concatenate([np.percentile(P, [0.5, 99.5], axis=0), C])
             lo, hi, contract, why = P.min(0), P.max(0), False, "depth maps"

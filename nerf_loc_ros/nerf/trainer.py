@@ -27,7 +27,7 @@ from .model import NerfModel
 from .occupancy import OccupancyConfig, visible_cells
 from .rays import pixel_rays
 from .renderer import RenderConfig
-from .scene_box import SceneBox, estimate_scene_box
+from .scene_box import SceneBox, depth_points, estimate_scene_box
 
 __all__ = ["TrainConfig", "NerfTrainer", "train_nerf"]
 
@@ -42,11 +42,14 @@ class TrainConfig:
     budget_seconds: float | None = None  #: wall-time budget; training stops at whichever limit comes first
     target_samples: int = 1 << 15  #: field evaluations per step the ray batch adapts to
     initial_rays: int = 1024  #: rays in the first step
+    min_rays: int = 1024  #: lower bound of the adaptive ray batch (fewer rays make early training too noisy)
     max_rays: int = 16384  #: upper bound of the adaptive ray batch
     lr: float = 1e-2  #: initial Adam learning rate
     lr_final_factor: float = 0.03  #: learning rate at the end = lr * this
     tv_weight: float = 1e-4  #: total-variation weight on the feature planes
-    depth_weight: float = 0.1  #: L1 depth loss weight (relative to the scene-box diagonal), if depth exists
+    depth_weight: float = 1.0  #: weight of the depth losses (L1 / box diagonal, free space, opacity), if depth exists
+    free_space_margin: float = 0.05  #: samples nearer than (1 - margin) * measured depth count as free space
+    free_space_weight: float = 1.0  #: weight of the free-space term relative to the L1 depth term
     occupancy_every: int = 16  #: steps between occupancy-grid updates
     seed: int = 0  #: seeds ray sampling, jitter and initialisation
     threads: int | None = None  #: torch CPU threads (None = all cores)
@@ -125,6 +128,10 @@ class NerfTrainer:
             box, self.model.occupancy.resolution, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))]
         )
         self.model.occupancy.set_seen(seen)
+        if data.has_depth:  # RGB-D: start the occupancy grid from the measured surfaces
+            pts = torch.from_numpy(depth_points(data, per_image=20000, seed=cfg.seed))
+            frac = self.model.occupancy.seed_from_points(pts)
+            log.info("occupancy seeded from %d depth points: %.3f occupied", len(pts), frac)
         self.bank = PixelBank(data, self.device)
         self.optimizer = torch.optim.Adam(self.model.field.parameters(), lr=cfg.lr, eps=1e-15)
         self.generator = torch.Generator(device=self.device).manual_seed(cfg.seed)
@@ -155,16 +162,24 @@ class NerfTrainer:
             )
         model.field.train()
         o, d, rgb, depth = self.bank.sample(self.rays, self.generator)
-        out = model.render_rays(o, d, stratified=True, generator=self.generator)
+        use_depth = depth is not None and cfg.depth_weight > 0
+        out = model.render_rays(o, d, stratified=True, generator=self.generator, with_samples=use_depth)
         mse = torch.mean((out["rgb"] - rgb) ** 2)
         loss = mse
         stats = {"mse": float(mse.detach())}
-        if depth is not None and cfg.depth_weight > 0:
+        if use_depth:
             valid = depth > 0
             if bool(valid.any()):
                 l_depth = (out["depth_sum"][valid] - depth[valid]).abs().mean() / model.box.diagonal
-                loss = loss + cfg.depth_weight * l_depth
-                stats["depth_l1"] = float(l_depth)
+                # free space: rendering weight in front of the measured surface (kills floaters directly)
+                ray, t, w = out["sample_ray"], out["sample_t"], out["sample_weight"]
+                d_s = depth[ray]
+                in_front = (d_s > 0) & (t < d_s * (1 - cfg.free_space_margin))
+                l_free = (w * in_front).sum() / max(int(valid.sum()), 1)
+                l_opaque = (1 - out["opacity"][valid]).square().mean()  # measured surfaces are opaque
+                loss = loss + cfg.depth_weight * (l_depth + cfg.free_space_weight * l_free + l_opaque)
+                stats["depth_l1"] = float(l_depth.detach())
+                stats["free_space"] = float(l_free.detach())
         if cfg.tv_weight > 0:
             loss = loss + cfg.tv_weight * model.field.encoding.total_variation()
         for g in self.optimizer.param_groups:
@@ -176,14 +191,14 @@ class NerfTrainer:
         stats.update(psnr=psnr_from_mse(stats["mse"]), rays=self.rays, samples=n)
         # adapt the ray batch towards the target number of field evaluations per step
         per_ray = max(n / self.rays, 1.0)
-        self.rays = int(min(cfg.max_rays, max(256, 0.5 * self.rays + 0.5 * cfg.target_samples / per_ray)))
+        self.rays = int(min(cfg.max_rays, max(cfg.min_rays, 0.5 * self.rays + 0.5 * cfg.target_samples / per_ray)))
         self.iteration += 1
         return stats
 
     def train(self, checkpoint_dir: Path | None = None) -> NerfModel:
         """Train until ``iterations`` or ``budget_seconds`` is reached; optionally checkpoint (resumable)."""
         cfg = self.config
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=not cfg.progress, desc="nerf", unit="it")
+        bar = tqdm(total=cfg.iterations, initial=self.iteration, disable=None if cfg.progress else True, desc="nerf", unit="it")
         ema = None
         while self.iteration < cfg.iterations and not (cfg.budget_seconds and self.seconds >= cfg.budget_seconds):
             t0 = time.perf_counter()
@@ -261,9 +276,14 @@ class NerfTrainer:
 
 
 def _background_of(data: PosedImages) -> tuple[float, float, float]:
-    """Background colour the images were composited on (``extras['background']`` RGB 0-255), else black."""
+    """Colour behind transparent rays: what the images were composited on (``extras['background']``, RGB
+    0-255), else the mean training colour. (A black background makes early, still transparent renders too
+    dark; the colour MLP then races to saturation and its sigmoid never recovers.)"""
     bg = data.extras.get("background")
-    return tuple(float(c) / 255.0 for c in bg) if bg is not None else (0.0, 0.0, 0.0)
+    if bg is not None:
+        return tuple(float(c) / 255.0 for c in bg)
+    mean = np.mean([im.reshape(-1, 3).mean(0) for im in data.images], axis=0) / 255.0
+    return tuple(float(c) for c in mean)
 
 
 def train_nerf(data: PosedImages, config: TrainConfig | None = None, device: str = "cpu", **kwargs) -> NerfModel:

@@ -1,0 +1,150 @@
+"""``NerfMap``: a trained NeRF plus metadata, saved as a map directory (DESIGN.md section 3).
+
+```
+map_dir/
+  manifest.yaml       format_version, name, frame_id, created, units, scene box, configs, training summary,
+                      components with sha256
+  field.safetensors   field weights (feature planes float16, MLPs float32)
+  occupancy.npz       packed occupancy and camera-visibility bits (allow_pickle=False)
+```
+Later stages add components (keyframes, encoder) through ``extra_components``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..nerf import FieldConfig, NerfModel, OccupancyConfig, RenderConfig, SceneBox
+from .manifest import MapError, atomic_dir, read_manifest, write_manifest
+
+__all__ = ["NerfMap", "save_map", "load_map", "map_info"]
+
+log = logging.getLogger(__name__)
+
+FIELD_FILE = "field.safetensors"
+OCCUPANCY_FILE = "occupancy.npz"
+
+
+@dataclass
+class NerfMap:
+    """A NeRF map: the model (world frame ``frame_id``, OpenCV cameras) and what made it."""
+
+    model: NerfModel
+    name: str = "map"
+    frame_id: str = "map"
+    units: str = "m"
+    training: dict = field(default_factory=dict)
+    source: str = ""
+    manifest: dict = field(default_factory=dict)  #: as loaded (empty for a map not yet saved)
+    path: Path | None = None
+
+
+def _field_tensors(model: NerfModel) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in model.field.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        out[k] = v.half() if k.startswith("encoding.") else v.float()
+    return out
+
+
+def save_map(
+    nerf_map: NerfMap, path: Path, overwrite: bool = False,
+    extra_components: dict[str, Callable[[Path], None]] | None = None, extra_content: dict | None = None,
+) -> Path:
+    """Write ``nerf_map`` to directory ``path`` atomically (temp dir + rename); returns ``path``.
+
+    Args:
+        extra_components: file name -> writer called with the file path (e.g. keyframes.npz).
+        extra_content: additional manifest entries.
+    """
+    path = Path(path)
+    model = nerf_map.model
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        save_file(_field_tensors(model), str(tmp / FIELD_FILE))
+        np.savez_compressed(tmp / OCCUPANCY_FILE, **model.occupancy.state(with_density=False))
+        names = [FIELD_FILE, OCCUPANCY_FILE]
+        for name, writer in (extra_components or {}).items():
+            writer(tmp / name)
+            names.append(name)
+        content = {
+            "name": nerf_map.name,
+            "frame_id": nerf_map.frame_id,
+            "units": nerf_map.units,
+            "source": nerf_map.source,
+            "scene_box": model.box.to_dict(),
+            "field": model.field.config.to_dict(),
+            "occupancy": {"resolution": model.occupancy.resolution},
+            "render": model.render_config.to_dict(),
+            "training": nerf_map.training,
+            **(extra_content or {}),
+        }
+        nerf_map.manifest = write_manifest(tmp, content, names)
+    nerf_map.path = path
+    log.info("saved map %s (%.2f MB)", path, map_bytes(path) / 1e6)
+    return path
+
+
+def map_bytes(path: Path) -> int:
+    """Total size of the files in a map directory (bytes)."""
+    return sum(p.stat().st_size for p in Path(path).iterdir() if p.is_file())
+
+
+def load_map(path: Path, device: str | torch.device = "cpu") -> NerfMap:
+    """Load and validate a map directory; raises :class:`MapError` with the file and problem on bad input."""
+    path = Path(path)
+    manifest = read_manifest(path, required=(FIELD_FILE, OCCUPANCY_FILE))
+    try:
+        box = SceneBox.from_dict(manifest["scene_box"])
+        fcfg = FieldConfig.from_dict(manifest["field"])
+        rcfg = RenderConfig.from_dict(manifest.get("render", {}))
+        ocfg = OccupancyConfig(resolution=int(manifest["occupancy"]["resolution"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MapError(f"{path / 'manifest.yaml'}: invalid or missing entry ({exc})") from exc
+    model = NerfModel.create(box, fcfg, ocfg, rcfg, device=device)
+    try:
+        tensors = load_file(str(path / FIELD_FILE), device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise MapError(f"{path / FIELD_FILE}: cannot read weights ({exc})") from exc
+    expected = model.field.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    if missing:
+        raise MapError(f"{path / FIELD_FILE}: missing tensors {missing[:5]}")
+    for k, v in expected.items():
+        if tuple(tensors[k].shape) != tuple(v.shape):
+            raise MapError(f"{path / FIELD_FILE}: tensor {k} has shape {tuple(tensors[k].shape)}, config needs {tuple(v.shape)}")
+    model.field.load_state_dict({k: tensors[k].float() for k in expected})
+    model.field.eval()
+    try:
+        with np.load(path / OCCUPANCY_FILE, allow_pickle=False) as z:
+            model.occupancy.load_state(dict(z))
+    except (ValueError, KeyError, OSError) as exc:
+        raise MapError(f"{path / OCCUPANCY_FILE}: invalid occupancy grid ({exc})") from exc
+    return NerfMap(
+        model=model,
+        name=str(manifest.get("name", path.name)),
+        frame_id=str(manifest.get("frame_id", "map")),
+        units=str(manifest.get("units", "m")),
+        training=dict(manifest.get("training") or {}),
+        source=str(manifest.get("source", "")),
+        manifest=manifest,
+        path=path,
+    )
+
+
+def map_info(path: Path) -> dict:
+    """A JSON-able summary of a map directory (validated manifest, sizes, occupancy)."""
+    manifest = read_manifest(path)
+    info = {k: manifest[k] for k in ("name", "frame_id", "units", "format_version", "created", "source") if k in manifest}
+    info["scene_box"] = manifest.get("scene_box")
+    info["training"] = manifest.get("training")
+    info["components"] = {k: v["bytes"] for k, v in manifest["components"].items()}
+    info["bytes"] = map_bytes(path)
+    return info
