@@ -11,7 +11,7 @@ from .occupancy import OccupancyConfig, OccupancyGrid, visible_cells
 from .rays import box_intersection, image_rays, pixel_rays
 from .renderer import RenderConfig, render_image, render_rays
 from .scene_box import SceneBox, estimate_scene_box
-from .trainer import NerfTrainer, TrainConfig, TrainSummary, psnr_from_mse, train_nerf
+from .trainer import NerfTrainer, TrainConfig, TrainSummary, psnr_from_mse
 
 __all__ = [
     "FieldConfig",
@@ -32,6 +32,5 @@ __all__ = [
     "psnr_from_mse",
     "render_image",
     "render_rays",
-    "train_nerf",
     "visible_cells",
 ]

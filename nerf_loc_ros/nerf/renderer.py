@@ -60,9 +60,6 @@ class Samples:
     delta: torch.Tensor
     x: torch.Tensor  #: ``[S x 3]`` world positions
 
-    def select(self, keep: torch.Tensor) -> "Samples":
-        return Samples(self.ray[keep], self.t[keep], self.delta[keep], self.x[keep])
-
 
 def segment_exclusive_cumsum(values: torch.Tensor, ray: torch.Tensor, num_rays: int) -> torch.Tensor:
     """Exclusive cumulative sum of ``values [S]`` within each ray (``ray [S]`` sorted ascending), float64 inside."""
@@ -140,12 +137,11 @@ def sample_rays(
     return Samples(ray, t, delta, x)
 
 
-def _weights(sigma: torch.Tensor, s: Samples, num_rays: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Compositing weights ``w [S]`` and transmittance ``T [S]`` from densities of packed samples."""
+def _weights(sigma: torch.Tensor, s: Samples, num_rays: int) -> torch.Tensor:
+    """Compositing weights ``w_i = T_i (1 - exp(-sigma_i delta_i))`` ``[S]`` of packed samples."""
     tau = sigma * s.delta
     trans = torch.exp(-segment_exclusive_cumsum(tau, s.ray, num_rays))
-    alpha = 1 - torch.exp(-tau)
-    return trans * alpha, trans
+    return trans * (1 - torch.exp(-tau))
 
 
 def render_rays(
@@ -164,7 +160,7 @@ def render_rays(
     s = sample_rays(field, occ, origins, dirs, cfg, stratified=stratified, generator=generator)
     unit = dirs / dirs.norm(dim=-1, keepdim=True)
     out = field(s.x, unit[s.ray])
-    w, _ = _weights(out.sigma, s, n)
+    w = _weights(out.sigma, s, n)
     opacity = torch.zeros(n, device=origins.device).index_add_(0, s.ray, w)
     rgb = torch.zeros(n, 3, device=origins.device).index_add_(0, s.ray, w[:, None] * out.rgb)
     bg = torch.as_tensor(cfg.background, dtype=rgb.dtype, device=rgb.device)

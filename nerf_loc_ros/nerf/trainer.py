@@ -29,7 +29,7 @@ from .rays import pixel_rays
 from .renderer import RenderConfig
 from .scene_box import SceneBox, depth_points, estimate_scene_box
 
-__all__ = ["TrainConfig", "NerfTrainer", "train_nerf"]
+__all__ = ["TrainConfig", "TrainSummary", "NerfTrainer", "psnr_from_mse"]
 
 log = logging.getLogger(__name__)
 
@@ -284,11 +284,3 @@ def _background_of(data: PosedImages) -> tuple[float, float, float]:
         return tuple(float(c) / 255.0 for c in bg)
     mean = np.mean([im.reshape(-1, 3).mean(0) for im in data.images], axis=0) / 255.0
     return tuple(float(c) for c in mean)
-
-
-def train_nerf(data: PosedImages, config: TrainConfig | None = None, device: str = "cpu", **kwargs) -> NerfModel:
-    """Convenience wrapper: build a :class:`NerfTrainer` and train it."""
-    trainer = NerfTrainer(data, config, device=device, **kwargs)
-    model = trainer.train()
-    model.summary = trainer.summary  # type: ignore[attr-defined]
-    return model
