@@ -244,3 +244,15 @@ def test_checkpoint_resume_continues_identically(tiny_scene, tmp_path):
                         field_config=FieldConfig(resolutions=(8,), channels=(2,)))
     with pytest.raises(ValueError, match="different scene box or field config"):
         other.load_checkpoint(tmp_path)
+
+
+def test_huge_densities_stay_finite_in_rendering():
+    box = SceneBox((-1.0,) * 3, (1.0,) * 3)
+    model = NerfModel.create(box, SMALL, OccupancyConfig(resolution=16))
+    with torch.no_grad():
+        model.field.density_mlp[-1].bias[0] = 200.0  # exp(200) overflows float32 without the cap
+    o, d = torch.tensor([[0.0, 0.0, -3.0]]), torch.tensor([[0.0, 0.0, 1.0]])
+    out = model.render_rays(o, d)
+    assert torch.isfinite(model.field.density(torch.zeros(1, 3))).all()
+    assert all(torch.isfinite(v).all() for k, v in out.items() if k != "num_samples")
+    assert abs(out["depth"].item() - 2.0) < 0.1 and out["opacity"].item() > 0.99

@@ -54,12 +54,13 @@ class FieldOutput:
 
 
 class TruncExp(torch.autograd.Function):
-    """``exp`` whose gradient is clamped (instant-ngp's trunc_exp) to keep early training stable."""
+    """``exp`` whose gradient is clamped (instant-ngp's trunc_exp) to keep early training stable; the value is
+    capped at ``exp(20)`` so a density never becomes infinite (``inf - inf`` in transmittance sums is NaN)."""
 
     @staticmethod
     def forward(ctx, x):  # noqa: D102
         ctx.save_for_backward(x)
-        return torch.exp(x)
+        return torch.exp(x.clamp(max=20))
 
     @staticmethod
     def backward(ctx, g):  # noqa: D102

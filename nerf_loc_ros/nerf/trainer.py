@@ -138,6 +138,7 @@ class NerfTrainer:
         self.iteration = 0
         self.seconds = 0.0
         self.rays = cfg.initial_rays
+        self.skipped_steps = 0
         self.summary = TrainSummary(images=len(data))
 
     # ------------------------------------------------------------------ training
@@ -185,8 +186,12 @@ class NerfTrainer:
         for g in self.optimizer.param_groups:
             g["lr"] = self._lr(self._progress())
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        if torch.isfinite(loss):
+            loss.backward()
+            self.optimizer.step()
+        else:  # never let one bad batch poison the weights (and through them the occupancy grid)
+            self.skipped_steps += 1
+            log.warning("non-finite loss at step %d skipped (%d so far)", self.iteration, self.skipped_steps)
         n = int(out["num_samples"])
         stats.update(psnr=psnr_from_mse(stats["mse"]), rays=self.rays, samples=n)
         # adapt the ray batch towards the target number of field evaluations per step
