@@ -250,3 +250,9 @@ def test_posed_images_validation():
         PosedImages(**{**ok, "K": -np.eye(3)[None]})
     with pytest.raises(DatasetError, match="depth of 'a'"):
         PosedImages(**ok, depths=[np.zeros((2, 2), np.float32)])
+
+
+def test_alias_is_not_shadowed_by_an_unrelated_local_directory(lego_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lego").mkdir()  # e.g. a benchmark output folder called lego
+    assert len(load_dataset("lego", "test", max_frames=2)) == 2

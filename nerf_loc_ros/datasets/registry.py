@@ -86,8 +86,9 @@ def detect_layout(path: Path) -> str:
 
 
 def _resolve_path(base: str) -> Path:
+    """A dataset path; an alias (``lego``...) names the shared data unless a *dataset* of that name is in the cwd."""
     p = Path(base).expanduser()
-    if p.exists():
+    if p.exists() and (base not in DATASET_ALIASES or _has_layout(p)):
         return p
     if base in DATASET_ALIASES:
         data = shared_data_dir()
@@ -95,6 +96,14 @@ def _resolve_path(base: str) -> Path:
             raise DatasetError(f"dataset alias '{base}' needs the shared data folder: set NERF_LOC_DATA")
         return data / DATASET_ALIASES[base]
     raise DatasetError(f"{base}: dataset not found (not a path, not one of {sorted(DATASET_ALIASES)} or procedural)")
+
+
+def _has_layout(path: Path) -> bool:
+    try:
+        detect_layout(path)
+        return True
+    except DatasetError:
+        return False
 
 
 def _as_bool(v: str) -> bool:
