@@ -223,7 +223,7 @@ def test_training_reduces_colour_and_depth_error(tiny_scene):
     after = _render_error(model, tiny_scene, 3)
     assert trainer.iteration == 300
     assert before[2] < 0.5 and after[2] > 0.95  # surfaces became opaque
-    assert after[0] < 0.6 * before[0]  # colour error clearly down
+    assert after[0] < 0.75 * before[0]  # colour error clearly down (from a mean-colour start)
     assert after[1] < 0.03  # depth supervision keeps the surfaces where the depth maps put them
 
 

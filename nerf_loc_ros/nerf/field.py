@@ -27,7 +27,7 @@ class FieldConfig:
     feature_dim: int = 32  #: dimension of the view-independent embedding f(x)
     hidden_dim: int = 64  #: width of the density MLP
     color_hidden_dim: int = 64  #: width of the colour MLP
-    density_bias: float = -3.5  #: initial pre-activation density (small density everywhere at start)
+    density_bias: float = -4.8  #: initial pre-activation density (small density everywhere at start)
     density_unit: float = 256.0  #: density is exp(h) * density_unit / box diagonal, so scale does not matter
 
     def to_dict(self) -> dict:

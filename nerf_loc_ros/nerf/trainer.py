@@ -42,7 +42,8 @@ class TrainConfig:
     budget_seconds: float | None = None  #: wall-time budget; training stops at whichever limit comes first
     target_samples: int = 1 << 15  #: field evaluations per step the ray batch adapts to
     initial_rays: int = 1024  #: rays in the first step
-    min_rays: int = 1024  #: lower bound of the adaptive ray batch (fewer rays make early training too noisy)
+    min_rays: int | None = None  #: lower bound of the adaptive ray batch; None = 1024 with depth (occupancy
+    #: seeded, few samples per ray), else 256 (early, still foggy steps would otherwise take seconds each)
     max_rays: int = 16384  #: upper bound of the adaptive ray batch
     lr: float = 1e-2  #: initial Adam learning rate
     lr_final_factor: float = 0.03  #: learning rate at the end = lr * this
@@ -196,7 +197,8 @@ class NerfTrainer:
         stats.update(psnr=psnr_from_mse(stats["mse"]), rays=self.rays, samples=n)
         # adapt the ray batch towards the target number of field evaluations per step
         per_ray = max(n / self.rays, 1.0)
-        self.rays = int(min(cfg.max_rays, max(cfg.min_rays, 0.5 * self.rays + 0.5 * cfg.target_samples / per_ray)))
+        min_rays = cfg.min_rays or (1024 if self.data.has_depth else 256)
+        self.rays = int(min(cfg.max_rays, max(min_rays, 0.5 * self.rays + 0.5 * cfg.target_samples / per_ray)))
         self.iteration += 1
         return stats
 
