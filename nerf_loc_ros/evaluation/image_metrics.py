@@ -6,13 +6,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..nerf import psnr_from_mse
+
 __all__ = ["psnr", "ssim", "depth_abs_rel", "colorize_depth"]
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
     """PSNR (dB) between images with values in [0, 1] (any matching shape)."""
-    mse = float(np.mean((np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2))
-    return float(-10 * np.log10(max(mse, 1e-12)))
+    return psnr_from_mse(float(np.mean((np.asarray(pred, np.float64) - np.asarray(gt, np.float64)) ** 2)))
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray, window: int = 11, sigma: float = 1.5) -> float:

@@ -26,16 +26,20 @@ __all__ = ["evaluate_views", "run_nerf_benchmark", "save_strip"]
 log = logging.getLogger(__name__)
 
 
-def evaluate_views(model, test: PosedImages, max_views: int | None = None, progress: bool = True) -> dict:
+def evaluate_views(
+    model, test: PosedImages, max_views: int | None = None, keep_renders: int = 4, progress: bool = True
+) -> dict:
     """Render held-out views with ``model``; PSNR/SSIM per view and pooled depth abs-rel where depth exists.
 
-    Returns ``{"psnr": [...], "ssim": [...], "abs_rel": np.ndarray | None, "renders": [(i, render dict)]}``.
+    Returns ``{"psnr": [...], "ssim": [...], "abs_rel": np.ndarray | None, "renders": [(i, render dict)]}``
+    where ``renders`` holds only ``keep_renders`` evenly spaced views (for :func:`save_strip`).
     """
     idx = np.arange(len(test))
     if max_views and len(idx) > max_views:
         idx = idx[np.linspace(0, len(idx) - 1, max_views).round().astype(int)]
+    kept = set(range(0, len(idx), max(1, len(idx) // keep_renders))[:keep_renders])
     psnrs, ssims, rels, renders = [], [], [], []
-    for i in tqdm(idx, desc="render test views", disable=not progress, leave=False):
+    for pos, i in enumerate(tqdm(idx, desc="render test views", disable=not progress, leave=False)):
         w, h = test.size(i)
         r = model.render_image(test.K[i], test.T_world_cam[i], w, h)
         gt = test.images[i].astype(np.float32) / 255.0
@@ -43,7 +47,8 @@ def evaluate_views(model, test: PosedImages, max_views: int | None = None, progr
         ssims.append(ssim(r["rgb"], gt))
         if test.has_depth and test.depths[i] is not None:
             rels.append(depth_abs_rel(r["depth"], test.depths[i]))
-        renders.append((int(i), r))
+        if pos in kept:
+            renders.append((int(i), r))
     return {
         "psnr": psnrs,
         "ssim": ssims,
@@ -52,13 +57,12 @@ def evaluate_views(model, test: PosedImages, max_views: int | None = None, progr
     }
 
 
-def save_strip(test: PosedImages, renders: list, path: Path, count: int = 4) -> Path:
-    """PNG with one row per view: ground truth | render | coloured rendered depth."""
+def save_strip(test: PosedImages, renders: list, path: Path) -> Path:
+    """PNG with one row per ``(view index, render)``: ground truth | render | coloured rendered depth."""
     from PIL import Image
 
-    pick = renders[:: max(1, len(renders) // count)][:count]
     rows = []
-    for i, r in pick:
+    for i, r in renders:
         gt = test.images[i]
         rgb = (np.clip(r["rgb"], 0, 1) * 255).astype(np.uint8)
         depth = r["depth"] * (r["opacity"] > 0.5)
@@ -90,15 +94,13 @@ def run_nerf_benchmark(
     test = load_dataset(data, test_split)
     log.info("bench nerf: %s, train %s (%d views), test %s (%d views)", data, train_split, len(train), test_split, len(test))
     cfg = TrainConfig(budget_seconds=budget_min * 60, iterations=iterations, seed=seed, progress=progress)
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(out_dir) if out_dir else Path(tmp)
-        t0 = time.perf_counter()
-        nerf_map = build_map(train, None, cfg, device=device)
-        wall = time.perf_counter() - t0
-        map_dir = save_map(nerf_map, base / "map", overwrite=True)
-        size = map_bytes(map_dir)
-        ev = evaluate_views(nerf_map.model, test, max_views=max_views, progress=progress)
-        strip = save_strip(test, ev["renders"], (Path(out_dir) if out_dir else Path(".")) / "nerf_bench_strip.png")
+    t0 = time.perf_counter()
+    nerf_map = build_map(train, None, cfg, device=device)
+    wall = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as tmp:  # the map is kept only with out_dir; its size is measured either way
+        size = map_bytes(save_map(nerf_map, Path(out_dir or tmp) / "map", overwrite=True))
+    ev = evaluate_views(nerf_map.model, test, max_views=max_views, progress=progress)
+    strip = save_strip(test, ev["renders"], Path(out_dir or ".") / "nerf_bench_strip.png")
     summary = nerf_map.training
     result = {
         "data": data,

@@ -45,11 +45,11 @@ class OccupancyGrid:
     def resolution(self) -> int:
         return self.config.resolution
 
-    def cell_centres(self) -> torch.Tensor:
-        """Grid coordinates ``[R^3 x 3]`` of the cell centres, ``ix`` slowest."""
+    def cell_centres(self, idx: torch.Tensor) -> torch.Tensor:
+        """Grid coordinates ``[N x 3]`` of the centres of cells with flat indices ``idx [N]`` (inverse of :meth:`index`)."""
         r = self.resolution
-        c = (torch.arange(r, device=self.density.device, dtype=torch.float32) + 0.5) / r * 2 - 1
-        return torch.stack(torch.meshgrid(c, c, c, indexing="ij"), dim=-1).reshape(-1, 3)
+        ijk = torch.stack([idx // (r * r), (idx // r) % r, idx % r], dim=-1)
+        return (ijk.float() + 0.5) / r * 2 - 1
 
     def index(self, u: torch.Tensor) -> torch.Tensor:
         """Flat cell index ``[N]`` of grid coordinates ``[N x 3]`` (clamped to the grid)."""
@@ -59,8 +59,7 @@ class OccupancyGrid:
 
     def query(self, u: torch.Tensor) -> torch.Tensor:
         """Occupied mask ``[N]`` of grid coordinates ``[N x 3]`` (False outside ``[-1, 1]^3``)."""
-        inside = (u.abs() <= 1).all(dim=-1)
-        return self.occupied.reshape(-1)[self.index(u)] & inside
+        return self.occupied.reshape(-1)[self.index(u)] & self.box.inside(u)
 
     def set_seen(self, seen: torch.Tensor) -> None:
         """Restrict occupancy to cells seen by training cameras (``[R x R x R]`` bool)."""
@@ -78,7 +77,7 @@ class OccupancyGrid:
         """
         r = self.resolution
         u = self.box.to_grid(points.to(self.density.device).float())
-        u = u[(u.abs() <= 1).all(dim=-1)]
+        u = u[self.box.inside(u)]
         mark = torch.zeros(r**3, device=self.density.device)
         mark[self.index(u)] = 1.0
         mark = mark.reshape(1, 1, r, r, r)
@@ -110,7 +109,7 @@ class OccupancyGrid:
             rand = torch.randint(0, n, (int(n * self.config.random_fraction),), device=dev, generator=generator)
             idx = torch.unique(torch.cat([rand, torch.nonzero(self.occupied.reshape(-1))[:, 0]]))
         idx = idx[self.seen.reshape(-1)[idx]]
-        centres = self.cell_centres()[idx] if len(idx) < n else self.cell_centres()
+        centres = self.cell_centres(idx)
         jitter = (torch.rand(centres.shape, device=dev, generator=generator) - 0.5) * (2 / r)
         x = self.box.from_grid((centres + jitter).clamp(-1 + 1e-6, 1 - 1e-6))
         sigma = torch.cat([density_fn(chunk) for chunk in torch.split(x, 65536)]) if len(x) else x.new_zeros(0)

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,6 @@ class TrainSummary:
     samples_per_step: float = 0.0
     occupied_fraction: float = 1.0
     images: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class PixelBank:
