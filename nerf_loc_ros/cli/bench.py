@@ -27,6 +27,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep the map and the PNG strip here (default: strip in the current directory)")
     n.set_defaults(func=cmd_nerf)
 
+    lo = bsub.add_parser("localize", help="our localizer vs the SIFT baseline on the same query frames")
+    lo.add_argument("--data", required=True, help=DATA_HELP)
+    lo.add_argument("--map-split", default=None, help="split the map is built from (default: by dataset)")
+    lo.add_argument("--query-split", default=None,
+                    help="query split: test, query, test@N or a 7-Scenes filter such as query>=700 (default: by dataset)")
+    lo.add_argument("--map", type=Path, default=None, help="use this localization map instead of building one")
+    lo.add_argument("--budget-min", type=float, default=10.0, help="NeRF training budget in minutes (default 10)")
+    lo.add_argument("--encoder-budget-s", type=float, default=120.0, help="encoder training budget in s (default 120)")
+    lo.add_argument("--methods", default="nerf,sift", help="comma-separated methods: nerf, sift (default both)")
+    lo.add_argument("--max-queries", type=int, default=None, help="localize at most this many query frames")
+    lo.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default cpu)")
+    lo.add_argument("--json", type=Path, default=None, help="write the result JSON here")
+    lo.add_argument("--out-dir", type=Path, default=None, help="keep the built map and the error-CDF plot here")
+    lo.set_defaults(func=cmd_localize)
+
 
 def cmd_nerf(args: argparse.Namespace) -> int:
     from ..evaluation.nerf_bench import format_table, run_nerf_benchmark
@@ -37,4 +52,19 @@ def cmd_nerf(args: argparse.Namespace) -> int:
     )
     print(format_table(result))
     print(f"strip: {result['strip_png']}" + (f"\njson: {args.json}" if args.json else ""))
+    return 0
+
+
+def cmd_localize(args: argparse.Namespace) -> int:
+    from ..evaluation.localize_bench import format_localize_table, run_localize_benchmark
+
+    result = run_localize_benchmark(
+        args.data, map_split=args.map_split, query_split=args.query_split, map_path=args.map,
+        budget_min=args.budget_min, encoder_budget_s=args.encoder_budget_s,
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), max_queries=args.max_queries,
+        json_path=args.json, out_dir=args.out_dir, device=args.device,
+    )
+    print(format_localize_table(result))
+    if args.json:
+        print(f"json: {args.json}")
     return 0

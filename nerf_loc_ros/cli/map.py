@@ -30,7 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--checkpoint", type=Path, default=None,
                    help="checkpoint directory: resume from it if present, save to it every 500 steps")
     b.add_argument("--overwrite", action="store_true", help="replace an existing map directory")
+    _add_localization_arguments(b)
+    b.add_argument("--no-localization", action="store_true",
+                   help="only the NeRF (no keyframe caches or encoder; the map cannot localize)")
     b.set_defaults(func=cmd_build)
+
+    a = msub.add_parser("add-localization",
+                        help="add keyframe caches and a trained encoder to a NeRF map (rewrites it atomically)")
+    a.add_argument("--map", required=True, type=Path, help="map directory (NeRF already trained)")
+    add_data_arguments(a)
+    _add_localization_arguments(a)
+    a.add_argument("--out", type=Path, default=None, help="write here instead of replacing --map")
+    a.set_defaults(func=cmd_add_localization)
 
     r = msub.add_parser("render", help="render RGB and depth (side by side) from a camera pose")
     r.add_argument("--map", required=True, type=Path, help="map directory")
@@ -48,6 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=cmd_info)
 
 
+def _add_localization_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-keyframes", type=int, default=150,
+                   help="keyframes chosen by farthest-pose sampling (default 150; all images if fewer)")
+    p.add_argument("--encoder-budget-s", type=float, default=120.0,
+                   help="wall-time budget for training the scene encoder in seconds (default 120)")
+
+
+def _localization_configs(args: argparse.Namespace):
+    from ..localization import EncoderTrainConfig, MappingConfig
+
+    return MappingConfig(max_keyframes=args.max_keyframes), EncoderTrainConfig(budget_s=args.encoder_budget_s,
+                                                                                 seed=getattr(args, "seed", 0))
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from ..datasets import load_dataset
     from ..maps import build_map, map_bytes
@@ -60,11 +85,40 @@ def cmd_build(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, args.split)
     cfg = TrainConfig(budget_seconds=args.budget_min * 60, iterations=args.iterations, seed=args.seed,
                       checkpoint_every=500 if args.checkpoint else 0)
-    m = build_map(data, args.out, cfg, device=args.device, name=args.name, overwrite=args.overwrite,
-                  checkpoint_dir=args.checkpoint)
+    if args.no_localization:
+        m = build_map(data, args.out, cfg, device=args.device, name=args.name, overwrite=args.overwrite,
+                      checkpoint_dir=args.checkpoint)
+    else:
+        from ..localization import build_localization_map
+
+        mapping, enc = _localization_configs(args)
+        loc_map, summary = build_localization_map(
+            data, args.out, cfg, device=args.device, mapping=mapping, encoder_train=enc, name=args.name,
+            overwrite=args.overwrite, checkpoint_dir=args.checkpoint)
+        m = loc_map.nerf_map
+        e = summary["encoder_training"]
+        print(f"localization: {len(loc_map.keyframes)} keyframes, {loc_map.keyframes.num_points} cached points, "
+              f"encoder {e['steps']} steps in {e['seconds']} s (match accuracy on training views {e['mnn_accuracy']:.2f})")
     t = m.training
     print(f"map {args.out}: {t['iterations']} iterations in {t['seconds']:.0f} s, train PSNR {t['train_psnr']:.2f} dB, "
           f"{map_bytes(args.out) / 1e6:.2f} MB")
+    return 0
+
+
+def cmd_add_localization(args: argparse.Namespace) -> int:
+    from ..datasets import load_dataset
+    from ..localization import add_localization, save_localization_map
+    from ..maps import load_map, map_bytes
+
+    nerf_map = load_map(args.map)
+    data = load_dataset(args.data, args.split)
+    mapping, enc = _localization_configs(args)
+    loc_map, summary = add_localization(nerf_map, data, mapping, train=enc)
+    out = args.out or args.map
+    save_localization_map(loc_map, out, overwrite=True, extra=summary)
+    e = summary["encoder_training"]
+    print(f"map {out}: {len(loc_map.keyframes)} keyframes, {loc_map.keyframes.num_points} cached points, encoder "
+          f"{e['steps']} steps in {e['seconds']} s, {map_bytes(out) / 1e6:.2f} MB")
     return 0
 
 

@@ -1,0 +1,223 @@
+"""``Localizer``: one camera image -> camera pose in the map frame, with covariance, status and timings.
+
+Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
+
+1. backbone: XFeat keypoints + dense features of the query;
+2. retrieval: VLAD top-k keyframes (or, with a pose prior, the keyframes nearest the prior);
+3. matching: image-head descriptors at the keypoints vs the cached point descriptors of those keyframes'
+   points, dual softmax + mutual nearest neighbours;
+4. pnp: PnP + LO-RANSAC (poselib);
+5. refine: guided re-matching — the points of the keyframes nearest the estimate are projected with it and
+   each keypoint is matched only among points projecting near it; PnP again on the denser, cleaner set;
+6. gating: inliers, inlier ratio and reprojection error decide OK / LOW_CONFIDENCE / FAILED.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+import torch
+
+from ..geometry import check_intrinsics
+from .backbone import XFeatBackbone, sample_dense
+from .encoder import SceneEncoder
+from .keyframes import KeyframeDB
+from .map_files import LocalizationMap
+from .matching import match_descriptors
+from .pose import PnPConfig, pose_covariance, project, solve_pnp
+from .retrieval import top_k, vlad
+
+__all__ = ["Status", "LocalizerConfig", "LocalizationResult", "Localizer", "gate_result"]
+
+
+class Status(str, Enum):
+    """Outcome of one localization."""
+
+    OK = "OK"
+    LOW_CONFIDENCE = "LOW_CONFIDENCE"
+    FAILED = "FAILED"
+
+
+@dataclass
+class LocalizerConfig:
+    """Query-time settings.
+
+    Attributes:
+        retrieval_k: keyframes retrieved per query.
+        prior_k: keyframes taken around a pose prior (replaces retrieval) and around the estimate (refinement).
+        match_threshold: minimum dual-softmax probability of a match.
+        refine: run the guided re-matching stage.
+        refine_radius_px: a point is a candidate of a keypoint when it projects this close (pixels) to it.
+        pnp: PnP + RANSAC settings of the first pass.
+        refine_reproj_error: RANSAC threshold of the refinement pass (pixels).
+        min_inliers: fewer inliers -> FAILED.
+        ok_inliers: at least this many inliers (and the ratio below) -> OK, else LOW_CONFIDENCE.
+        ok_inlier_ratio: minimum inlier share of the matches for OK.
+        max_reproj_error: median inlier reprojection error (pixels) above which the result is FAILED.
+        device: torch device of the heads and backbone.
+    """
+
+    retrieval_k: int = 4
+    prior_k: int = 4
+    match_threshold: float = 0.02
+    refine: bool = True
+    refine_radius_px: float = 8.0
+    pnp: PnPConfig = field(default_factory=PnPConfig)
+    refine_reproj_error: float = 2.0
+    min_inliers: int = 15
+    ok_inliers: int = 40
+    ok_inlier_ratio: float = 0.25
+    max_reproj_error: float = 4.0
+    device: str = "cpu"
+
+
+@dataclass
+class LocalizationResult:
+    """Result of :meth:`Localizer.localize`.
+
+    Attributes:
+        status: OK, LOW_CONFIDENCE or FAILED.
+        reason: why it is not OK (empty when OK).
+        T_world_cam: ``[4 x 4]`` camera-to-world pose in the map frame (OpenCV axes); None when FAILED.
+        covariance: ``[6 x 6]`` covariance of (x, y, z, rx, ry, rz) in the map frame (ROS layout).
+        num_keypoints, num_matches, num_inliers: counts of the final stage.
+        reproj_error: median inlier reprojection error (pixels).
+        keyframes: keyframe indices used (retrieved or around the prior).
+        timings_ms: per-stage latency (backbone, retrieval, matching, pnp, refine, total).
+        keypoints: ``[N x 2]`` query keypoints; ``matches_2d``/``matches_3d``: ``[M x 2]`` pixels and ``[M x 3]``
+            world points of the final matches; ``inliers``: ``[M]`` mask (for debug images).
+    """
+
+    status: Status
+    reason: str = ""
+    T_world_cam: np.ndarray | None = None
+    covariance: np.ndarray = field(default_factory=lambda: np.diag([1e3] * 6))
+    num_keypoints: int = 0
+    num_matches: int = 0
+    num_inliers: int = 0
+    reproj_error: float = float("nan")
+    keyframes: list[int] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    matches_2d: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    matches_3d: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    inliers: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK
+
+
+class Localizer:
+    """Relocalize images against a :class:`LocalizationMap` (see the module docstring for the stages)."""
+
+    def __init__(self, loc_map: LocalizationMap, config: LocalizerConfig | None = None):
+        self.config = cfg = config or LocalizerConfig()
+        self.map = loc_map
+        self.db: KeyframeDB = loc_map.keyframes
+        self.encoder: SceneEncoder = loc_map.encoder.to(cfg.device).eval()
+        self.backbone = XFeatBackbone(loc_map.backbone_config).to(cfg.device)
+        self.point_desc = torch.as_tensor(self.db.point_descriptors.astype(np.float32), device=cfg.device)
+        self.points = self.db.points.astype(np.float64)
+        if self.point_desc.shape[1] != self.encoder.config.descriptor_dim:
+            raise ValueError("map has no point descriptors for this encoder (was the encoder trained?)")
+
+    # ------------------------------------------------------------------ stages
+    def _candidates(self, T_prior: np.ndarray | None, global_desc: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        if T_prior is not None:
+            return self.db.nearest_keyframes(T_prior, cfg.prior_k)
+        idx, _ = top_k(global_desc, self.db.global_desc, cfg.retrieval_k)
+        return idx
+
+    def _match(self, desc2d: torch.Tensor, cand: np.ndarray, mask: torch.Tensor | None = None):
+        d3 = self.point_desc[torch.as_tensor(cand, device=self.point_desc.device)]
+        i2, i3, _ = match_descriptors(desc2d, d3, self.encoder.temperature, self.config.match_threshold, mask)
+        return i2.cpu().numpy(), cand[i3.cpu().numpy()]
+
+    # ------------------------------------------------------------------ api
+    @torch.inference_mode()
+    def localize(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None = None) -> LocalizationResult:
+        """Localize an ``[H x W x 3]`` uint8 RGB image with intrinsics ``K`` (pixel-centre convention).
+
+        ``prior``: optional ``[4 x 4]`` ``T_world_cam`` guess (previous frame, ``/initialpose``, odometry); it
+        replaces retrieval by the keyframes nearest to it.
+        """
+        cfg = self.config
+        t_start = time.perf_counter()
+        timings: dict[str, float] = {}
+
+        def lap(name: str, t: float) -> float:
+            now = time.perf_counter()
+            timings[name] = (now - t) * 1e3
+            return now
+
+        K = check_intrinsics(np.asarray(K, np.float64), what="query intrinsics")
+        if prior is not None and not np.isfinite(prior).all():
+            raise ValueError("pose prior contains NaN or inf")
+        h, w = image.shape[:2]
+        t = time.perf_counter()
+        feats = self.backbone(image)
+        desc2d = sample_dense(self.encoder.image_head(feats.dense), feats.normalized_keypoints())
+        t = lap("backbone", t)
+        kfs = self._candidates(prior, vlad(feats.descriptors.cpu().numpy(), self.db.codebook))
+        cand = self.db.observed_points(kfs)
+        t = lap("retrieval", t)
+        res = LocalizationResult(Status.FAILED, keyframes=[int(k) for k in kfs], keypoints=feats.keypoints,
+                                 num_keypoints=len(feats.keypoints))
+        i2, p3 = self._match(desc2d, cand)
+        t = lap("matching", t)
+        uv, X = feats.keypoints[i2].astype(np.float64), self.points[p3]
+        pnp = solve_pnp(uv, X, K, (w, h), cfg.pnp)
+        t = lap("pnp", t)
+        if pnp.T_world_cam is not None and cfg.refine and pnp.num_inliers >= cfg.min_inliers:
+            T0 = pnp.T_world_cam
+            kfs_r = self.db.nearest_keyframes(T0, cfg.prior_k)
+            cand_r = self.db.observed_points(kfs_r)
+            proj, z = project(K, T0, self.points[cand_r])
+            vis = (z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h)
+            cand_r, proj = cand_r[vis], proj[vis]
+            if len(cand_r):
+                near = torch.cdist(torch.as_tensor(feats.keypoints, device=desc2d.device),
+                                   torch.as_tensor(proj, dtype=torch.float32, device=desc2d.device))
+                near = near < cfg.refine_radius_px
+                i2r, p3r = self._match(desc2d, cand_r, near)
+                uv_r, X_r = feats.keypoints[i2r].astype(np.float64), self.points[p3r]
+                pnp_cfg = PnPConfig(**{**cfg.pnp.__dict__, "max_reproj_error": cfg.refine_reproj_error})
+                pnp_r = solve_pnp(uv_r, X_r, K, (w, h), pnp_cfg)
+                # a tighter threshold keeps fewer inliers by design: accept unless it lost most of the support
+                if pnp_r.T_world_cam is not None and pnp_r.num_inliers >= max(cfg.min_inliers, pnp.num_inliers // 3):
+                    pnp, uv, X, kfs = pnp_r, uv_r, X_r, kfs_r
+            t = lap("refine", t)
+        res.num_matches, res.matches_2d, res.matches_3d, res.inliers = len(uv), uv, X, pnp.inliers
+        res.num_inliers, res.reproj_error = pnp.num_inliers, pnp.reproj_error
+        res.keyframes = [int(k) for k in kfs]
+        gate_result(res, pnp.T_world_cam, K, cfg)
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        res.timings_ms = timings
+        return res
+
+
+def gate_result(res: LocalizationResult, T: np.ndarray | None, K: np.ndarray, cfg: LocalizerConfig) -> None:
+    """Set status, reason, pose and covariance of ``res`` from the PnP outcome ``T`` (None: no pose)."""
+    if T is None:
+        res.status, res.reason = Status.FAILED, f"no pose from {res.num_matches} matches"
+        return
+    if res.num_inliers < cfg.min_inliers:
+        res.status, res.reason = Status.FAILED, f"{res.num_inliers} inliers < {cfg.min_inliers}"
+        return
+    if not res.reproj_error <= cfg.max_reproj_error:
+        res.status, res.reason = Status.FAILED, f"reprojection error {res.reproj_error:.1f} px"
+        return
+    res.T_world_cam = T
+    inl = res.inliers
+    res.covariance = pose_covariance(K, T, res.matches_2d[inl], res.matches_3d[inl])
+    ratio = res.num_inliers / max(res.num_matches, 1)
+    if res.num_inliers >= cfg.ok_inliers and ratio >= cfg.ok_inlier_ratio:
+        res.status, res.reason = Status.OK, ""
+    else:
+        res.status = Status.LOW_CONFIDENCE
+        res.reason = f"{res.num_inliers} inliers ({ratio:.0%} of {res.num_matches} matches)"

@@ -1,0 +1,157 @@
+"""Mapping-time caches: keyframe selection, NeRF surface points + features at keyframe keypoints, retrieval.
+
+For every mapping image the backbone detects keypoints; the NeRF renders the expected surface point and
+embedding along each keypoint's ray (DESIGN.md section 4: ``X = sum w_i x_i``, ``F = sum w_i f_i``).
+Keyframes contribute their points to the map (points closer than a voxel are merged into one, so a surface
+spot seen by several keyframes is one candidate, not several); every image becomes a training view of the
+encoder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..datasets import PosedImages
+from ..nerf import NerfModel
+from ..nerf.rays import pixel_rays
+from .backbone import ImageFeatures, XFeatBackbone
+from .keyframes import KeyframeDB, select_keyframes
+from .retrieval import learn_codebook, vlad
+
+__all__ = ["MappingConfig", "TrainingView", "render_keypoints", "build_keyframe_db"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MappingConfig:
+    """Keyframe database settings.
+
+    Attributes:
+        max_keyframes: keyframes chosen by farthest-pose sampling (all images when there are fewer).
+        max_train_images: images used to train the encoder (evenly subsampled beyond this).
+        retrieval_clusters: size of the VLAD vocabulary.
+        min_opacity: a keypoint ray must be at least this opaque to give a surface point.
+        merge_voxel: points closer than this fraction of the scene-box diagonal are merged.
+        max_depth_spread: a keypoint ray whose surface depth spreads (std) more than this fraction of its depth
+            (silhouettes, mixed pixels) gives no point.
+    """
+
+    max_keyframes: int = 150
+    max_train_images: int = 300
+    retrieval_clusters: int = 32
+    min_opacity: float = 0.9
+    merge_voxel: float = 0.003
+    max_depth_spread: float = 0.02
+
+
+@dataclass
+class TrainingView:
+    """One mapping image, ready for encoder training (features stay on the backbone's device)."""
+
+    index: int
+    T_world_cam: np.ndarray
+    K: np.ndarray
+    features: ImageFeatures
+    depth: np.ndarray  #: ``[N]`` NeRF z-depth at the keypoints (NaN where the ray is not opaque)
+    points: np.ndarray  #: ``[N x 3]`` NeRF surface points at the keypoints (world frame)
+    nerf_features: np.ndarray  #: ``[N x F]`` NeRF embeddings at those points
+    keyframe: int | None = None  #: index in the keyframe database when this image is a keyframe
+
+
+@torch.no_grad()
+def render_keypoints(model: NerfModel, K: np.ndarray, T_world_cam: np.ndarray, uv: np.ndarray) -> dict[str, np.ndarray]:
+    """Render the rays through pixels ``uv [N x 2]`` (pixel-centre convention) of a camera.
+
+    Returns ``depth [N]`` (z-depth), ``opacity [N]``, ``point [N x 3]`` (world), ``feature [N x F]`` and
+    ``depth_std [N]`` (standard deviation of the surface depth along the ray; large on mixed pixels).
+    """
+    dev = model.device
+    u = torch.as_tensor(uv[:, 0], dtype=torch.float64)
+    v = torch.as_tensor(uv[:, 1], dtype=torch.float64)
+    o, d = pixel_rays(torch.as_tensor(K), torch.as_tensor(T_world_cam), u, v)
+    o, d = o.float().to(dev), d.float().to(dev)
+    parts: dict[str, list[torch.Tensor]] = {}
+    model.field.eval()
+    for oc, dc in zip(torch.split(o, model.render_config.chunk_rays), torch.split(d, model.render_config.chunk_rays)):
+        r = model.render_rays(oc, dc, with_features=True, with_samples=True)
+        # spread of the surface along the ray: large on silhouettes and other mixed pixels
+        dev_t = r["sample_t"] - r["depth"][r["sample_ray"]]
+        var = torch.zeros_like(r["depth"]).index_add_(0, r["sample_ray"], r["sample_weight"] * dev_t ** 2)
+        r["depth_std"] = (var / r["opacity"].clamp_min(1e-6)).sqrt()
+        for k in ("depth", "opacity", "point", "feature", "depth_std"):
+            parts.setdefault(k, []).append(r[k])
+    if not parts:
+        f = model.field.config.feature_dim
+        return {"depth": np.zeros(0, np.float32), "opacity": np.zeros(0, np.float32), "depth_std": np.zeros(0, np.float32),
+                "point": np.zeros((0, 3), np.float32), "feature": np.zeros((0, f), np.float32)}
+    return {k: torch.cat(v).cpu().numpy() for k, v in parts.items()}
+
+
+def _training_indices(n: int, cap: int) -> np.ndarray:
+    return np.arange(n) if n <= cap else np.unique(np.linspace(0, n - 1, cap).round().astype(int))
+
+
+def build_keyframe_db(
+    model: NerfModel, data: PosedImages, backbone: XFeatBackbone, config: MappingConfig | None = None,
+    progress: bool = True,
+) -> tuple[KeyframeDB, list[TrainingView]]:
+    """Detect, render and cache; returns the database (point descriptors still zero) and the training views."""
+    cfg = config or MappingConfig()
+    extent = data.extent() or float(np.linalg.norm(model.box.half_size) * 2)
+    kf_idx = select_keyframes(data.T_world_cam, cfg.max_keyframes, length_scale=extent / 10)
+    train_idx = np.union1d(_training_indices(len(data), cfg.max_train_images), kf_idx)
+    voxel = cfg.merge_voxel * float(np.linalg.norm(model.box.half_size) * 2)
+
+    views: list[TrainingView] = []
+    for i in tqdm(train_idx, desc="keyframe caches", unit="img", disable=not progress):
+        feats = backbone(data.images[i])
+        r = render_keypoints(model, data.K[i], data.T_world_cam[i], feats.keypoints)
+        ok = (r["opacity"] >= cfg.min_opacity) & np.isfinite(r["depth"]) & (r["depth"] > 0)
+        ok &= r["depth_std"] <= cfg.max_depth_spread * r["depth"]
+        depth = np.where(ok, r["depth"], np.nan).astype(np.float32)
+        views.append(TrainingView(int(i), data.T_world_cam[i], data.K[i], feats, depth,
+                                  r["point"].astype(np.float32), r["feature"].astype(np.float32)))
+
+    # map points from the keyframes, merged per voxel
+    voxel_to_point: dict[tuple[int, int, int], int] = {}
+    points, feats_list, obs_ptr, obs_point, obs_uv = [], [], [0], [], []
+    by_index = {v.index: v for v in views}
+    for kf, k in enumerate(kf_idx):
+        v = by_index[int(k)]
+        v.keyframe = kf
+        valid = np.flatnonzero(np.isfinite(v.depth))
+        keys = np.floor(v.points[valid] / voxel).astype(np.int64)
+        for j, key in zip(valid, map(tuple, keys)):
+            p = voxel_to_point.get(key)
+            if p is None:
+                p = voxel_to_point[key] = len(points)
+                points.append(v.points[j])
+                feats_list.append(v.nerf_features[j])
+            obs_point.append(p)
+            obs_uv.append(v.features.keypoints[j])
+        obs_ptr.append(len(obs_point))
+
+    kf_desc = [by_index[int(k)].features.descriptors.cpu().numpy() for k in kf_idx]
+    codebook = learn_codebook(np.concatenate(kf_desc), cfg.retrieval_clusters)
+    global_desc = np.stack([vlad(d, codebook) for d in kf_desc])
+    f_dim = model.field.config.feature_dim
+    db = KeyframeDB(
+        T_world_cam=data.T_world_cam[kf_idx].copy(), K=data.K[kf_idx].copy(),
+        size=np.array([data.size(int(k)) for k in kf_idx], np.int32),
+        names=np.array([data.names[int(k)] for k in kf_idx], dtype=str),
+        global_desc=global_desc.astype(np.float32), codebook=codebook,
+        points=np.array(points, np.float32).reshape(-1, 3),
+        point_features=np.array(feats_list, np.float32).reshape(-1, f_dim),
+        point_descriptors=np.zeros((len(points), 0), np.float16),
+        obs_ptr=np.array(obs_ptr, np.int64), obs_point=np.array(obs_point, np.int32),
+        obs_uv=np.array(obs_uv, np.float32).reshape(-1, 2),
+    )
+    log.info("keyframe database: %d keyframes, %d points from %d observations, %d training views",
+             len(db), db.num_points, len(db.obs_point), len(views))
+    return db, views

@@ -1,0 +1,185 @@
+"""Localization building blocks on real data: backbone conventions, retrieval, matching, PnP, covariance,
+keyframe database files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nerf_loc_ros.datasets import load_dataset, read_points3D
+from nerf_loc_ros.geometry import pose_errors
+from nerf_loc_ros.localization import (
+    BackboneConfig,
+    KeyframeDB,
+    XFeatBackbone,
+    dual_softmax,
+    match_descriptors,
+    pose_covariance,
+    pose_distance,
+    select_keyframes,
+    solve_pnp,
+)
+from nerf_loc_ros.localization.pose import project
+from nerf_loc_ros.localization.retrieval import learn_codebook, top_k, vlad
+from nerf_loc_ros.maps import MapError
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return XFeatBackbone()
+
+
+@pytest.fixture(scope="module")
+def fern_points(fern_dir):
+    xyz, _, _ = read_points3D(fern_dir / "sparse" / "0")
+    return xyz
+
+
+def test_backbone_keypoints_follow_the_pixel_convention(backbone, redkitchen_dir):
+    img = load_dataset(str(redkitchen_dir), "map").images[0]  # 320 x 240, upsampled to 512 x 384 by default
+    f = backbone(img)
+    h, w = img.shape[:2]
+    assert 200 < len(f.keypoints) <= backbone.config.max_keypoints
+    assert np.all(np.diff(f.scores) <= 0)
+    assert f.keypoints.min() >= 0 and f.keypoints[:, 0].max() <= w and f.keypoints[:, 1].max() <= h
+    assert f.descriptors.shape == (len(f.keypoints), 64)
+    # without upsampling, shifting the content by 32 px (a multiple of the backbone stride, so the same
+    # resampling) shifts the keypoints by exactly 32 px
+    native = XFeatBackbone(BackboneConfig(min_side=0))
+    f = native(img)
+    g = native(np.ascontiguousarray(img[:, 32:]))
+    a, b = f.keypoints - [32, 0], g.keypoints
+    d = np.linalg.norm(a[:, None] - b[None], axis=-1)
+    interior = (a[:, 0] > 40) & (a[:, 0] < w - 72)
+    close = d[interior].min(1)
+    assert np.mean(close < 0.01) > 0.7  # most keypoints are re-detected at exactly the shifted position
+
+
+def test_backbone_rejects_bad_images(backbone):
+    with pytest.raises(ValueError, match="uint8"):
+        backbone(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(ValueError, match="too small"):
+        backbone(np.zeros((16, 64, 3), np.uint8))
+
+
+def test_retrieval_finds_nearby_views(backbone, lego_dir):
+    train = load_dataset(str(lego_dir), "train")
+    test = load_dataset(str(lego_dir), "test").subset(range(0, 100, 10))
+    train_desc = [backbone(im).descriptors.numpy() for im in train.images]
+    codebook = learn_codebook(np.concatenate(train_desc), 16)
+    db = np.stack([vlad(d, codebook) for d in train_desc])
+    angles = []
+    for i in range(len(test)):
+        idx, sim = top_k(vlad(backbone(test.images[i]).descriptors.numpy(), codebook), db, 1)
+        assert sim[0] <= 1.0 + 1e-5
+        ang = pose_distance(test.T_world_cam[i], train.T_world_cam[idx], 1e9, 1.0)[0]  # rotation only, degrees
+        angles.append(ang)
+    # lego train views are spread over a hemisphere (nearest neighbour ~10-20 deg away); retrieval must find a close one
+    assert np.median(angles) < 35, angles
+
+
+def test_dual_softmax_recovers_a_permutation():
+    g = torch.Generator().manual_seed(0)
+    d3 = torch.nn.functional.normalize(torch.randn(300, 32, generator=g), dim=1)
+    perm = torch.randperm(300, generator=g)[:200]
+    d2 = torch.nn.functional.normalize(d3[perm] + 0.1 * torch.randn(200, 32, generator=g), dim=1)
+    d2 = torch.cat([d2, torch.nn.functional.normalize(torch.randn(50, 32, generator=g), dim=1)])  # 50 unmatched
+    prob = dual_softmax(d2, d3, 0.05)
+    assert prob.sum(1).max() <= 1 + 1e-5 and prob.sum(0).max() <= 1 + 1e-5
+    # the log-sum-exp matcher finds exactly the mutual nearest neighbours of the full probability matrix
+    i2, i3, conf = match_descriptors(d2, d3, 0.05, 0.2)
+    j, i_back = prob.argmax(1), prob.argmax(0)
+    mnn = (i_back[j] == torch.arange(250)) & (prob.max(1).values > 0.2)
+    assert torch.equal(i2, torch.nonzero(mnn)[:, 0]) and torch.allclose(conf, prob.max(1).values[mnn], rtol=1e-4)
+    assert len(i2) >= 190
+    correct = (i2 < 200) & (i3 == perm[i2.clamp(max=199)])
+    assert correct.float().mean() > 0.98
+    assert (i2 >= 200).sum() <= 8  # few of the 50 random descriptors pass the threshold
+
+
+def test_pnp_on_real_fern_geometry(fern_dir, fern_points):
+    data = load_dataset(str(fern_dir))
+    K, T = data.K[3], data.T_world_cam[3]
+    w, h = data.size(3)
+    uv, z = project(K, T, fern_points)
+    vis = (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < w) & (uv[:, 1] > 0) & (uv[:, 1] < h)
+    X, uv = fern_points[vis][:800], uv[vis][:800]
+    rng = np.random.default_rng(0)
+    uv = uv + rng.normal(0, 0.5, uv.shape)
+    outliers = rng.random(len(uv)) < 0.4
+    uv[outliers] = rng.uniform([0, 0], [w, h], (outliers.sum(), 2))
+    res = solve_pnp(uv, X, K, (w, h))
+    rot, trans = pose_errors(res.T_world_cam[None], T[None])
+    assert rot[0] < 0.2 and trans[0] < 0.01 * data.extent() + 1e-3
+    assert np.mean(res.inliers[~outliers]) > 0.95 and np.mean(res.inliers[outliers]) < 0.05
+    assert res.reproj_error < 1.5
+    # too few correspondences: no pose, no exception
+    assert solve_pnp(uv[:3], X[:3], K, (w, h)).T_world_cam is None
+
+
+def test_covariance_predicts_the_spread_of_pnp_estimates(fern_dir, fern_points):
+    data = load_dataset(str(fern_dir))
+    K, T = data.K[5], data.T_world_cam[5]
+    w, h = data.size(5)
+    uv0, z = project(K, T, fern_points)
+    vis = (z > 0) & (uv0[:, 0] > 0) & (uv0[:, 0] < w) & (uv0[:, 1] > 0) & (uv0[:, 1] < h)
+    X, uv0 = fern_points[vis][:150], uv0[vis][:150]
+    sigma = 1.0
+    cov = pose_covariance(K, T, uv0, X, sigma_px=sigma)
+    assert np.allclose(cov, cov.T) and np.all(np.linalg.eigvalsh(cov) > 0)
+    rng = np.random.default_rng(1)
+    est = []
+    for _ in range(60):
+        r = solve_pnp(uv0 + rng.normal(0, sigma, uv0.shape), X, K, (w, h))
+        est.append(r.T_world_cam[:3, 3] - T[:3, 3])
+    emp = np.std(np.array(est), axis=0)
+    pred = np.sqrt(np.diag(cov)[:3])
+    assert np.all(emp < 2.0 * pred) and np.all(emp > 0.5 * pred), (emp, pred)
+    # more matches -> smaller covariance
+    assert np.trace(pose_covariance(K, T, uv0[:40], X[:40], sigma_px=sigma)[:3, :3]) > np.trace(cov[:3, :3])
+
+
+def test_select_keyframes_spreads_poses(redkitchen_dir):
+    data = load_dataset(str(redkitchen_dir), "map")
+    idx = select_keyframes(data.T_world_cam, 20, data.extent() / 10)
+    assert len(idx) == 20 and len(np.unique(idx)) == 20
+    d = pose_distance(data.T_world_cam, data.T_world_cam[idx], data.extent() / 10)
+    evenly = np.linspace(0, len(data) - 1, 20).round().astype(int)
+    d_even = pose_distance(data.T_world_cam, data.T_world_cam[evenly], data.extent() / 10)
+    assert d.min(1).max() <= d_even.min(1).max()  # farthest sampling covers the worst-covered pose better
+    assert np.array_equal(select_keyframes(data.T_world_cam[:5], 20, 1.0), np.arange(5))
+
+
+def _db(k=3, p=10):
+    rng = np.random.default_rng(0)
+    T = np.repeat(np.eye(4)[None], k, 0)
+    T[:, 0, 3] = np.arange(k)
+    counts = np.array([4, 3, 5])[:k]
+    return KeyframeDB(
+        T_world_cam=T, K=np.repeat(np.eye(3)[None], k, 0), size=np.full((k, 2), 64), names=np.array(["a", "b", "c"][:k]),
+        global_desc=rng.normal(size=(k, 8)).astype(np.float32), codebook=rng.normal(size=(2, 4)).astype(np.float32),
+        points=rng.normal(size=(p, 3)).astype(np.float32), point_features=rng.normal(size=(p, 5)).astype(np.float16),
+        point_descriptors=rng.normal(size=(p, 6)).astype(np.float16),
+        obs_ptr=np.concatenate([[0], np.cumsum(counts)]), obs_point=rng.integers(0, p, counts.sum()).astype(np.int32),
+        obs_uv=rng.uniform(0, 64, (counts.sum(), 2)).astype(np.float32),
+    )
+
+
+def test_keyframe_db_round_trip_and_validation(tmp_path):
+    db = _db()
+    db.save(tmp_path / "keyframes.npz")
+    back = KeyframeDB.load(tmp_path / "keyframes.npz")
+    assert np.array_equal(back.obs_point, db.obs_point) and list(back.names) == ["a", "b", "c"]
+    assert np.array_equal(back.observed_points([0, 2]), np.unique(np.concatenate(
+        [db.obs_point[0:4], db.obs_point[7:12]])))
+    assert back.nearest_keyframes(db.T_world_cam[2], 1)[0] == 2
+    assert back.nearest_keyframes(db.T_world_cam[2], 1, exclude=2)[0] == 1
+    bad = _db()
+    bad.obs_point[0] = 99
+    bad.save(tmp_path / "bad.npz")
+    with pytest.raises(MapError, match="out of range"):
+        KeyframeDB.load(tmp_path / "bad.npz")
+    (tmp_path / "trunc.npz").write_bytes((tmp_path / "keyframes.npz").read_bytes()[:100])
+    with pytest.raises(MapError, match="cannot read"):
+        KeyframeDB.load(tmp_path / "trunc.npz")

@@ -1,0 +1,133 @@
+"""End to end on a small procedural scene: build a localization map, localize the second session, replay a bag.
+
+One map (NeRF ~40 s + encoder ~15 s on 2 cores) is shared by the tests of this module.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nerf_loc_ros.bags import write_bag
+from nerf_loc_ros.cli.main import main
+from nerf_loc_ros.datasets import load_dataset
+from nerf_loc_ros.geometry import pose_errors
+from nerf_loc_ros.localization import (
+    EncoderTrainConfig,
+    Localizer,
+    Status,
+    build_localization_map,
+    load_localization_map,
+)
+from nerf_loc_ros.localization.session import LocalizationSession
+from nerf_loc_ros.maps import MapError
+from nerf_loc_ros.nerf import TrainConfig
+
+SPEC = "procedural:seed=5:frames=40:size=192x144"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    mapping = load_dataset(SPEC, "mapping")
+    out = tmp_path_factory.mktemp("loc") / "map"
+    build_localization_map(mapping, out, TrainConfig(budget_seconds=40, progress=False),
+                           encoder_train=EncoderTrainConfig(budget_s=15), progress=False)
+    return out, mapping, load_dataset(SPEC, "query")
+
+
+def test_map_files_and_relocalization(built):
+    path, mapping, query = built
+    loc_map = load_localization_map(path)
+    assert loc_map.keyframes.num_points > 500 and len(loc_map.keyframes) == len(mapping)
+    assert loc_map.keyframes.point_descriptors.shape[1] == loc_map.encoder.config.descriptor_dim
+    loc = Localizer(loc_map)
+    idx = np.linspace(0, len(query) - 1, 8).round().astype(int)
+    good = 0
+    for i in idx:
+        res = loc.localize(query.images[i], query.K[i])
+        assert set(res.timings_ms) >= {"backbone", "retrieval", "matching", "pnp", "total"}
+        if res.status == Status.FAILED:
+            assert res.T_world_cam is None and res.reason
+            continue
+        rot, trans = pose_errors(res.T_world_cam[None], query.T_world_cam[i][None])
+        good += bool(rot[0] < 5 and trans[0] < 0.1)
+        if res.status == Status.OK:  # a confident pose is never grossly wrong
+            assert rot[0] < 20 and trans[0] < 0.5, (rot, trans)
+        assert np.all(np.linalg.eigvalsh(res.covariance) > 0)
+    assert good >= 5, good
+
+
+def test_localizer_input_errors(built):
+    path, _, query = built
+    loc = Localizer(load_localization_map(path))
+    with pytest.raises(ValueError, match="uint8"):
+        loc.localize(query.images[0].astype(np.float32), query.K[0])
+    with pytest.raises(ValueError):
+        loc.localize(query.images[0], np.full((3, 3), np.nan))
+    with pytest.raises(ValueError, match="prior"):
+        loc.localize(query.images[0], query.K[0], prior=np.full((4, 4), np.nan))
+
+
+def test_session_tracks_and_skips_out_of_order(built):
+    path, _, query = built
+    session = LocalizationSession(Localizer(load_localization_map(path)))
+    first = session.process(query.images[0], query.K[0], 1_000_000_000)
+    assert first.result is not None and not first.used_prior
+    late = session.process(query.images[1], query.K[1], 999_000_000)
+    assert late.result is None and "not after" in late.skipped
+    nxt = session.process(query.images[1], query.K[1], 1_100_000_000)
+    if first.result.ok:
+        assert nxt.used_prior or nxt.result.status != Status.OK
+
+
+def test_missing_localization_components_are_reported(built, tmp_path):
+    path, _, _ = built
+    from nerf_loc_ros.maps import load_map, save_map
+
+    plain = save_map(load_map(path), tmp_path / "plain")
+    with pytest.raises(MapError, match="no localization data"):
+        load_localization_map(plain)
+    broken = tmp_path / "broken"
+    import shutil
+
+    shutil.copytree(path, broken)
+    (broken / "encoder.safetensors").write_bytes(b"junk")
+    with pytest.raises(MapError, match="encoder.safetensors"):
+        load_localization_map(broken)
+
+
+def test_replay_and_localize_cli(built, tmp_path, capsys):
+    path, _, query = built
+    bag = write_bag(query.subset(range(12)), tmp_path / "bag", storage="mcap")
+    out = tmp_path / "replay"
+    assert main(["replay", "--map", str(path), "--bag", str(bag), "--image-topic", "/camera/image_raw",
+                 "--gt-topic", "/ground_truth/pose", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["frames"] == 12 and sum(metrics["status_counts"].values()) == 12
+    assert metrics["latency_ms_p50"] > 0 and "2cm2deg" in metrics["recall"]
+    for png in ("trajectory.png", "error_cdf.png", "per_frame.png"):
+        assert (out / png).stat().st_size > 5000
+    from nerf_loc_ros.bags import bag_info
+
+    topics = bag_info(out / "results_bag")["topics"]
+    ok = metrics["status_counts"].get("OK", 0)
+    assert topics.get("/nerf_localizer/pose", {}).get("count", 0) == ok
+    # map -> odom published on every OK frame (the bag has odom -> base_link -> optical)
+    assert topics.get("/tf", {}).get("count", 0) == ok and metrics["odom_lookup_failures"] == 0
+
+    from PIL import Image
+
+    img = tmp_path / "q.png"
+    Image.fromarray(query.images[3]).save(img)
+    capsys.readouterr()
+    code = main(["localize", "--map", str(path), "--image", str(img), "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["status"] in ("OK", "LOW_CONFIDENCE", "FAILED")
+    assert (code == 0) == ("T_world_cam" in printed)
+    if printed["status"] == "OK":
+        rot, trans = pose_errors(np.array(printed["T_world_cam"])[None], query.T_world_cam[3][None])
+        assert rot[0] < 5 and trans[0] < 0.1
