@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--map", type=Path, default=None, help="use this localization map instead of building one")
     lo.add_argument("--budget-min", type=float, default=10.0, help="NeRF training budget in minutes (default 10)")
     lo.add_argument("--encoder-budget-s", type=float, default=120.0, help="encoder training budget in s (default 120)")
-    lo.add_argument("--methods", default="nerf,sift", help="comma-separated methods: nerf, sift (default both)")
+    lo.add_argument("--methods", default="nerf,sift", help="comma-separated methods: nerf, sift, nerf_render (nerf + NeRF re-rendering "
+                    "refinement) (default nerf,sift)")
     lo.add_argument("--max-queries", type=int, default=None, help="localize at most this many query frames")
     lo.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default cpu)")
     lo.add_argument("--json", type=Path, default=None, help="write the result JSON here")

@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prior", type=Path, default=None,
                    help="pose prior T_world_cam (4x4 text file or 'tx ty tz qx qy qz qw'); replaces retrieval")
     p.add_argument("--no-refine", action="store_true", help="skip the guided re-matching stage")
+    p.add_argument("--render-refine", action="store_true",
+                   help="also re-render NeRF points at the estimate and match again (slower)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default cpu)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_localize)
@@ -57,7 +59,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
             raise ValueError(f"image is {w}x{h} but the map's keyframes are {db.size[0][0]}x{db.size[0][1]}: pass --K")
         K = db.K[same[0]]
     prior = parse_pose_file(args.prior) if args.prior else None
-    loc = Localizer(loc_map, LocalizerConfig(refine=not args.no_refine, device=args.device))
+    loc = Localizer(loc_map, LocalizerConfig(refine=not args.no_refine, render_refine=args.render_refine,
+                                                  device=args.device))
     res = loc.localize(image, K, prior=prior)
     out = {"status": res.status.value, "reason": res.reason, "inliers": res.num_inliers, "matches": res.num_matches,
            "reproj_error_px": res.reproj_error, "keyframes": res.keyframes,
@@ -95,7 +98,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                    gt_topic=args.gt_topic, gt_tf=gt_tf, odom_frame=args.odom_frame, pose_topic=args.pose_topic,
                    use_prior=not args.no_prior, device=args.device, max_frames=args.max_frames)
     print(f"replayed {args.bag}: {m['frames']} frames, status {m['status_counts']}, skipped {len(m['skipped'])}")
-    if "recall" in m:
+    if m.get("median_trans") is not None:
         unit = m["units"]
         print(f"  median error {m['median_trans']:.4f} {unit} / {m['median_rot_deg']:.3f} deg; recall "
               + ", ".join(f"{k} {100 * v:.1f}%" for k, v in m["recall"].items()))

@@ -14,6 +14,7 @@ from .camera_info import (
     camera_info_to_intrinsics,
     intrinsics_to_camera_info,
 )
+from .camera_frame import CameraFrameConverter, decode_image_msg
 from .errors import ConversionError, MalformedMessageError, UnsupportedEncodingError, UnusableCameraInfoError
 from .images import (
     COLOUR_ENCODINGS,
@@ -49,10 +50,12 @@ __all__ = [
     "COLOUR_ENCODINGS",
     "DEPTH_ENCODINGS",
     "DISTORTION_SIZES",
+    "CameraFrameConverter",
     "CameraIntrinsics",
     "CompressedFormat",
     "ConversionError",
     "K_core_to_ros",
+    "decode_image_msg",
     "K_ros_to_core",
     "MalformedMessageError",
     "MessageTypes",

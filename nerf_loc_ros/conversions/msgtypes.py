@@ -97,9 +97,35 @@ class MessageTypes:
             self._cache[name] = self._get_class(name)
         return self._cache[name]
 
-    def make(self, name: str, **fields: Any) -> Any:
-        """Construct message ``name`` from keyword fields (pass every field: rosbags has no defaults)."""
-        return self.cls(name)(**fields)
+    def make(self, msgtype: str, /, **fields: Any) -> Any:
+        """Construct message ``msgtype`` from keyword fields; fields left out get ROS defaults (zero, empty,
+        default sub-message), as rclpy does, also for rosbags classes (which have no defaults of their own).
+
+        ``msgtype`` is positional-only, so messages with a field called ``name`` can be built too."""
+        if self.typestore is not None:
+            name = normalize_msgtype(msgtype)
+            for field, spec in self.typestore.fielddefs[name][1]:
+                if field not in fields:
+                    fields[field] = self._default(spec)
+        return self.cls(msgtype)(**fields)
+
+    _BASE_DEFAULTS = {"string": "", "bool": False, "float32": 0.0, "float64": 0.0}
+
+    def _default(self, spec: Any) -> Any:
+        """Default value of a rosbags field spec ``(nodetype, details)``."""
+        kind, detail = spec
+        kind = int(kind)
+        if kind == 1:  # BASE
+            return self._BASE_DEFAULTS.get(detail[0], 0)
+        if kind == 2:  # NAME: nested message
+            return self.make(detail)
+        sub, length = detail  # ARRAY (3, fixed length) / SEQUENCE (4)
+        if int(sub[0]) == 1 and sub[1][0] not in ("string",):
+            dtype = {"bool": np.bool_, "float32": np.float32, "float64": np.float64, "uint8": np.uint8,
+                     "char": np.uint8, "byte": np.uint8, "int8": np.int8, "int16": np.int16, "uint16": np.uint16,
+                     "int32": np.int32, "uint32": np.uint32, "int64": np.int64, "uint64": np.uint64}[sub[1][0]]
+            return np.zeros(length if kind == 3 else 0, dtype=dtype)
+        return [self._default(sub) for _ in range(length if kind == 3 else 0)]
 
     def uint8_array(self, data: np.ndarray | bytes | bytearray | memoryview) -> Any:
         """A ``uint8[]`` field value from raw bytes or a numpy array (flattened, C order)."""

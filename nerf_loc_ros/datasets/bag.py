@@ -39,15 +39,14 @@ from ..bags.reader import BagError, BagReader, load_tf_buffer, TF_TOPICS
 from ..bags.tf_buffer import ExtrapolationError, TFError, TransformBuffer
 from ..bags.writer import read_bag_custom_data
 from ..conversions import (
-    K_ros_to_core,
+    UnusableCameraInfoError,
     camera_info_to_intrinsics,
     compressed_depth_msg_to_metres,
-    compressed_msg_to_rgb,
     depth_msg_to_metres,
-    image_msg_to_rgb,
     stamp_to_ns,
     stamped_pose_msg_to_matrix,
 )
+from ..conversions.camera_frame import CameraFrameConverter
 from ..geometry.undistort import Undistorter
 from .posed_images import DatasetError, PosedImages
 
@@ -192,7 +191,7 @@ def load_bag(
         # ---- pass 2: images
         frames: list[tuple[int, int, np.ndarray, np.ndarray, np.ndarray, Undistorter]] = []
         seen: set[int] = set()
-        undistorters: dict[tuple, Undistorter] = {}
+        convert = CameraFrameConverter(undistort=undistort, alpha=undistort_alpha)
         dropped = dup = zero_stamp = 0
         cam_frame = None
         distortion: dict | None = None
@@ -224,29 +223,16 @@ def load_bag(
                 if T is None:
                     dropped += 1
                     continue
-            rgb = compressed_msg_to_rgb(m.msg) if img_type.endswith("CompressedImage") else image_msg_to_rgb(m.msg)
             j = int(np.searchsorted(info_st, stamp))
             j = min(range(max(j - 1, 0), min(j + 1, len(info_st))), key=lambda k: abs(int(info_st[k]) - stamp))
             intr = infos[j]
-            h, w = rgb.shape[:2]
-            if intr.size != (w, h):
-                raise DatasetError(
-                    f"'{img_topic}' image at {stamp} is {w}x{h} but CameraInfo '{info_topic}' "
-                    f"says {intr.size[0]}x{intr.size[1]}"
-                )
             if intr.has_distortion:
                 distortion = {"model": intr.distortion_model, "D": intr.D.tolist(), "K": intr.K.tolist()}
-                if not undistort:
-                    raise DatasetError(
-                        f"'{info_topic}' has {intr.distortion_model} distortion {intr.D.tolist()}: "
-                        "the core is pinhole-only; "
-                        "load with undistort=True"
-                    )
-            key = (intr.K.tobytes(), intr.D.tobytes(), intr.distortion_model, intr.size, undistort_alpha)
-            und = undistorters.get(key)
-            if und is None:
-                und = undistorters[key] = Undistorter(intr.K, intr.D, intr.distortion_model, intr.size, undistort_alpha)
-            frames.append((stamp, m.recv_ns, und(rgb), K_ros_to_core(und.K_new), T, und))
+            try:
+                rgb, K_core = convert(m.msg, intr)
+            except UnusableCameraInfoError as exc:
+                raise DatasetError(f"'{img_topic}' image at {stamp} with CameraInfo '{info_topic}': {exc}") from exc
+            frames.append((stamp, m.recv_ns, rgb, K_core, T, convert.undistorter(intr)))
             if max_frames is not None and len(frames) >= max_frames:
                 break
 

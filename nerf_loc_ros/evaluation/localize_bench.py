@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from tqdm import tqdm
 from ..datasets import PosedImages, load_dataset
 from ..datasets.registry import default_eval_splits, train_split_for
 from .plots import plot_error_cdf
-from .pose_metrics import FrameRecord, recall_thresholds, summarize_localization
+from .pose_metrics import FrameRecord, json_safe, recall_thresholds, summarize_localization
 
 __all__ = ["run_localize_benchmark", "localize_frames", "format_localize_table"]
 
@@ -37,16 +36,6 @@ def localize_frames(method, query: PosedImages, desc: str = "localize", progress
     return out
 
 
-def _json_safe(x):
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def run_localize_benchmark(
     data: str, map_split: str | None = None, query_split: str | None = None, map_path: Path | None = None,
     budget_min: float = 10.0, encoder_budget_s: float = 120.0, methods: tuple[str, ...] = ("nerf", "sift"),
@@ -54,7 +43,9 @@ def run_localize_benchmark(
     device: str = "cpu", progress: bool = True,
 ) -> dict:
     """Build (or load) a localization map from ``map_split`` and localize every frame of ``query_split``."""
-    from ..localization import EncoderTrainConfig, Localizer, build_localization_map, load_localization_map
+    from ..localization import (
+        EncoderTrainConfig, Localizer, LocalizerConfig, build_localization_map, load_localization_map,
+    )
     from ..localization.sift_baseline import SiftLocalizer
     from ..nerf import TrainConfig
 
@@ -93,16 +84,18 @@ def run_localize_benchmark(
     for name in methods:
         if name == "nerf":
             method = Localizer(loc_map)
+        elif name == "nerf_render":
+            method = Localizer(loc_map, LocalizerConfig(render_refine=True))
         elif name == "sift":
             method = SiftLocalizer(loc_map, mapping)
         else:
-            raise ValueError(f"unknown method '{name}' (nerf, sift)")
+            raise ValueError(f"unknown method '{name}' (nerf, nerf_render, sift)")
         runs[name] = localize_frames(method, query, desc=name, progress=progress)
     result["methods"] = {name: summarize_localization(recs, thresholds) for name, recs in runs.items()}
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         result["cdf_png"] = str(plot_error_cdf(runs, Path(out_dir) / "localize_error_cdf.png", result["units"]))
-    result = _json_safe(result)
+    result = json_safe(result)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=2))

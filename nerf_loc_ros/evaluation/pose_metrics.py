@@ -5,13 +5,14 @@ A frame that returns no pose counts as an infinite error (it is never recalled; 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..geometry import pose_errors
 
-__all__ = ["FrameRecord", "recall_thresholds", "summarize_localization", "primary_threshold"]
+__all__ = ["FrameRecord", "recall_thresholds", "summarize_localization", "primary_threshold", "json_safe"]
 
 
 @dataclass
@@ -87,3 +88,14 @@ def summarize_localization(records: list[FrameRecord], thresholds: dict[str, tup
         "latency_ms_p95": _p(total, 95),
         "stage_ms_p50": {s: _p([r.timings_ms[s] for r in timed if s in r.timings_ms], 50) for s in stages},
     }
+
+
+def json_safe(x):
+    """``x`` with non-finite floats replaced by None (strict JSON has no inf/NaN), recursively."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

@@ -23,19 +23,12 @@ from tqdm import tqdm
 from ..bags.reader import load_tf_buffer
 from ..bags.tf_buffer import TFError
 from ..datasets.bag import load_bag
-from ..geometry import invert_pose
-from .localize_bench import _json_safe
 from .plots import plot_error_cdf, plot_per_frame, plot_trajectory
-from .pose_metrics import FrameRecord, recall_thresholds, summarize_localization
+from .pose_metrics import FrameRecord, json_safe, recall_thresholds, summarize_localization
 
-__all__ = ["run_replay", "map_to_odom"]
+__all__ = ["run_replay", "records_from_streams", "write_replay_report"]
 
 log = logging.getLogger(__name__)
-
-
-def map_to_odom(T_map_cam: np.ndarray, T_odom_cam: np.ndarray) -> np.ndarray:
-    """``T_map_odom`` such that ``T_map_odom @ T_odom_cam == T_map_cam`` (the edge a localizer publishes)."""
-    return T_map_cam @ invert_pose(T_odom_cam)
 
 
 def run_replay(
@@ -49,7 +42,7 @@ def run_replay(
 
     from ..conversions import MessageTypes, make_pose_stamped, make_tf_message, make_transform_stamped
     from ..localization import Localizer, load_localization_map
-    from ..localization.session import LocalizationSession, SessionConfig
+    from ..localization.session import LocalizationSession, SessionConfig, map_to_odom
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,20 +92,13 @@ def run_replay(
                 edge = make_transform_stamped(res.T_world_cam, map_frame, cam_frame, stamp, types)
             writer.write(c_tf, stamp, types.serialize(make_tf_message([edge], types)))
 
-    thresholds = recall_thresholds(loc_map.nerf_map.units == "m", _extent(loc_map))
-    metrics = summarize_localization(records, thresholds) if has_gt else {"frames": len(records)}
-    metrics.update(
-        bag=str(bag), map=str(map_path), status_counts=dict(statuses), skipped=skipped,
-        odom_lookup_failures=tf_failures, thresholds={k: {"trans": t, "rot_deg": a} for k, (t, a) in thresholds.items()},
-        units=loc_map.nerf_map.units,
-    )
-    if has_gt and records:
-        unit = loc_map.nerf_map.units
-        plot_trajectory(records, out / "trajectory.png")
-        plot_error_cdf({"nerf": records}, out / "error_cdf.png", unit)
-        plot_per_frame(records, out / "per_frame.png", unit)
-    metrics = _json_safe(metrics)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    extra = dict(bag=str(bag), map=str(map_path), status_counts=dict(statuses), skipped=skipped,
+                 odom_lookup_failures=tf_failures, units=loc_map.nerf_map.units)
+    if not has_gt:
+        metrics = json_safe({"frames": len(records), **extra})
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return metrics
+    metrics = write_replay_report(records, out, loc_map.nerf_map.units == "m", _extent(loc_map), extra)
     return metrics
 
 
@@ -120,3 +106,31 @@ def _extent(loc_map) -> float:
     c = loc_map.keyframes.T_world_cam[:, :3, 3]
     return float(np.linalg.norm(c.max(0) - c.min(0))) if len(c) > 1 else 1.0
 
+
+
+def records_from_streams(statuses: dict[int, tuple[str, dict[str, float]]], poses: dict[int, np.ndarray],
+                         gts: dict[int, np.ndarray]) -> list[FrameRecord]:
+    """Join per-stamp streams of a live run into frame records (stamps in int ns, poses 4x4 in one frame).
+
+    ``statuses``: stamp -> (state name, timings ms); ``poses``: stamp -> estimated pose (published only when OK);
+    ``gts``: stamp -> ground-truth pose. Frames are the stamps that have a status, in time order.
+    """
+    return [FrameRecord(str(t), poses.get(t), gts.get(t), state, timings, 0, t)
+            for t, (state, timings) in sorted(statuses.items())]
+
+
+def write_replay_report(records: list[FrameRecord], out: Path, metric: bool, extent: float, extra: dict) -> dict:
+    """``metrics.json`` and the three plots for frame records; returns the metrics dict."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    thresholds = recall_thresholds(metric, extent)
+    metrics = summarize_localization(records, thresholds)
+    metrics.update(extra, thresholds={k: {"trans": t, "rot_deg": a} for k, (t, a) in thresholds.items()})
+    unit = "m" if metric else "scene units"
+    if any(r.T_gt is not None for r in records):
+        plot_trajectory(records, out / "trajectory.png")
+        plot_error_cdf({"nerf": records}, out / "error_cdf.png", unit)
+        plot_per_frame(records, out / "per_frame.png", unit)
+    metrics = json_safe(metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -9,7 +9,9 @@ Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
 4. pnp: PnP + LO-RANSAC (poselib);
 5. refine: guided re-matching — the points of the keyframes nearest the estimate are projected with it and
    each keypoint is matched only among points projecting near it; PnP again on the denser, cleaner set;
-6. gating: inliers, inlier ratio and reprojection error decide OK / LOW_CONFIDENCE / FAILED.
+6. render_refine (optional, off by default): NeRFMatch's iterative refinement — the NeRF renders surface
+   points and features on a pixel grid at the estimate, the same guided matching and PnP run on them;
+7. gating: inliers, inlier ratio and reprojection error decide OK / LOW_CONFIDENCE / FAILED.
 """
 
 from __future__ import annotations
@@ -53,7 +55,10 @@ class LocalizerConfig:
         refine: run the guided re-matching stage.
         refine_radius_px: a point is a candidate of a keypoint when it projects this close (pixels) to it.
         pnp: PnP + RANSAC settings of the first pass.
-        refine_reproj_error: RANSAC threshold of the refinement pass (pixels).
+        refine_reproj_error: RANSAC threshold of the refinement passes (pixels).
+        render_refine: also re-render NeRF points and features on a pixel grid at the estimate and match again
+            (NeRFMatch's iterative refinement; evaluates the NeRF, so it costs far more than the cached path).
+        render_stride: pixel stride of that grid.
         min_inliers: fewer inliers -> FAILED.
         ok_inliers: at least this many inliers (and the ratio below) -> OK, else LOW_CONFIDENCE.
         ok_inlier_ratio: minimum inlier share of the matches for OK.
@@ -68,6 +73,8 @@ class LocalizerConfig:
     refine_radius_px: float = 8.0
     pnp: PnPConfig = field(default_factory=PnPConfig)
     refine_reproj_error: float = 2.0
+    render_refine: bool = False
+    render_stride: int = 4
     min_inliers: int = 15
     ok_inliers: int = 40
     ok_inlier_ratio: float = 0.25
@@ -138,10 +145,49 @@ class Localizer:
         idx, _ = top_k(global_desc, self.db.global_desc, cfg.retrieval_k)
         return idx
 
-    def _match(self, desc2d: torch.Tensor, cand: np.ndarray, mask: torch.Tensor | None = None):
+    def _match(self, desc2d: torch.Tensor, cand: np.ndarray):
         d3 = self.point_desc[torch.as_tensor(cand, device=self.point_desc.device)]
-        i2, i3, _ = match_descriptors(desc2d, d3, self.encoder.temperature, self.config.match_threshold, mask)
+        i2, i3, _ = match_descriptors(desc2d, d3, self.encoder.temperature, self.config.match_threshold)
         return i2.cpu().numpy(), cand[i3.cpu().numpy()]
+
+    def _guided_pass(self, keypoints: np.ndarray, desc2d: torch.Tensor, X: np.ndarray, desc3d: torch.Tensor,
+                     K: np.ndarray, size: tuple[int, int], prev, stages: dict, name: str):
+        """Match keypoints only to points projecting within ``refine_radius_px`` under ``prev`` pose; PnP at the
+        tight threshold. Returns ``(pnp, uv, X)`` when accepted, else None."""
+        cfg = self.config
+        w, h = size
+        proj, z = project(K, prev.T_world_cam, X)
+        vis = (z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h)
+        if not vis.any():
+            return None
+        X, proj, desc3d = X[vis], proj[vis], desc3d[torch.as_tensor(vis, device=desc3d.device)]
+        near = torch.cdist(torch.as_tensor(keypoints, device=desc2d.device),
+                           torch.as_tensor(proj, dtype=torch.float32, device=desc2d.device)) < cfg.refine_radius_px
+        i2, i3, _ = match_descriptors(desc2d, desc3d, self.encoder.temperature, cfg.match_threshold, near)
+        uv, Xm = keypoints[i2.cpu().numpy()].astype(np.float64), X[i3.cpu().numpy()]
+        pnp_cfg = PnPConfig(**{**cfg.pnp.__dict__, "max_reproj_error": cfg.refine_reproj_error})
+        pnp = solve_pnp(uv, Xm, K, size, pnp_cfg)
+        stages.update({f"{name}_matches": len(uv), f"{name}_inliers": pnp.num_inliers})
+        # a tighter threshold keeps fewer inliers by design: accept unless it lost most of the support
+        if pnp.T_world_cam is not None and pnp.num_inliers >= max(cfg.min_inliers, prev.num_inliers // 3):
+            return pnp, uv, Xm
+        return None
+
+    def _render_candidates(self, T_world_cam: np.ndarray, K: np.ndarray, size: tuple[int, int]):
+        """NeRF surface points and point-head descriptors on a pixel grid rendered at a pose (NeRFMatch's
+        iterative refinement: fresh 3D candidates seen from the estimate instead of from keyframes)."""
+        from .mapping import render_keypoints
+
+        model = self.map.nerf_map.model
+        s = self.config.render_stride
+        w, h = size
+        u, v = np.meshgrid(np.arange(s / 2, w, s), np.arange(s / 2, h, s))
+        r = render_keypoints(model, K, T_world_cam, np.stack([u.ravel(), v.ravel()], 1))
+        ok = (r["opacity"] >= 0.9) & (r["depth_std"] <= 0.02 * r["depth"]) & (r["depth"] > 0)
+        X = r["point"][ok].astype(np.float64)
+        f = torch.as_tensor(r["feature"][ok], dtype=torch.float32, device=self.point_desc.device)
+        x = model.box.to_grid(torch.as_tensor(X, dtype=torch.float32, device=self.point_desc.device))
+        return X, self.encoder.point_head(f, x)
 
     # ------------------------------------------------------------------ api
     def localize(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None = None) -> LocalizationResult:
@@ -183,25 +229,20 @@ class Localizer:
         t = lap("pnp", t)
         res.stages = {"first_matches": len(uv), "first_inliers": pnp.num_inliers}
         if pnp.T_world_cam is not None and cfg.refine and pnp.num_inliers >= cfg.min_inliers:
-            T0 = pnp.T_world_cam
-            kfs_r = self.db.nearest_keyframes(T0, cfg.prior_k)
+            kfs_r = self.db.nearest_keyframes(pnp.T_world_cam, cfg.prior_k)
             cand_r = self.db.observed_points(kfs_r)
-            proj, z = project(K, T0, self.points[cand_r])
-            vis = (z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h)
-            cand_r, proj = cand_r[vis], proj[vis]
-            if len(cand_r):
-                near = torch.cdist(torch.as_tensor(feats.keypoints, device=desc2d.device),
-                                   torch.as_tensor(proj, dtype=torch.float32, device=desc2d.device))
-                near = near < cfg.refine_radius_px
-                i2r, p3r = self._match(desc2d, cand_r, near)
-                uv_r, X_r = feats.keypoints[i2r].astype(np.float64), self.points[p3r]
-                pnp_cfg = PnPConfig(**{**cfg.pnp.__dict__, "max_reproj_error": cfg.refine_reproj_error})
-                pnp_r = solve_pnp(uv_r, X_r, K, (w, h), pnp_cfg)
-                res.stages.update(refine_matches=len(uv_r), refine_inliers=pnp_r.num_inliers)
-                # a tighter threshold keeps fewer inliers by design: accept unless it lost most of the support
-                if pnp_r.T_world_cam is not None and pnp_r.num_inliers >= max(cfg.min_inliers, pnp.num_inliers // 3):
-                    pnp, uv, X, kfs = pnp_r, uv_r, X_r, kfs_r
+            out = self._guided_pass(feats.keypoints, desc2d, self.points[cand_r], self.point_desc[
+                torch.as_tensor(cand_r, device=self.point_desc.device)], K, (w, h), pnp, res.stages, "refine")
+            if out is not None:
+                pnp, uv, X = out
+                kfs = kfs_r
             t = lap("refine", t)
+        if pnp.T_world_cam is not None and cfg.render_refine and pnp.num_inliers >= cfg.min_inliers:
+            X_r, d_r = self._render_candidates(pnp.T_world_cam, K, (w, h))
+            out = self._guided_pass(feats.keypoints, desc2d, X_r, d_r, K, (w, h), pnp, res.stages, "render")
+            if out is not None:
+                pnp, uv, X = out
+            t = lap("render_refine", t)
         res.num_matches, res.matches_2d, res.matches_3d, res.inliers = len(uv), uv, X, pnp.inliers
         res.num_inliers, res.reproj_error = pnp.num_inliers, pnp.reproj_error
         res.keyframes = [int(k) for k in kfs]

@@ -12,9 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import invert_pose
 from .localizer import LocalizationResult, Localizer, Status
 
-__all__ = ["SessionConfig", "LocalizationSession", "FrameOutcome"]
+__all__ = ["SessionConfig", "LocalizationSession", "FrameOutcome", "map_to_odom"]
+
+
+def map_to_odom(T_map_cam: np.ndarray, T_odom_cam: np.ndarray) -> np.ndarray:
+    """``T_map_odom`` such that ``T_map_odom @ T_odom_cam == T_map_cam``: the edge a localizer publishes on TF
+    (REP-105), from its camera pose in the map and the odometry chain to the camera at the image stamp."""
+    return T_map_cam @ invert_pose(T_odom_cam)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from .manifest import FORMAT_VERSION, MapError, atomic_dir, read_manifest, sha256_file, write_manifest
 from .build import build_map
-from .nerf_map import NerfMap, load_map, map_bytes, map_info, save_map
+from .nerf_map import NerfMap, load_map, map_bytes, map_info, occupied_points, save_map
 
 __all__ = [
     "FORMAT_VERSION",
@@ -13,6 +13,7 @@ __all__ = [
     "load_map",
     "map_bytes",
     "map_info",
+    "occupied_points",
     "read_manifest",
     "save_map",
     "sha256_file",

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 from ..nerf import FieldConfig, NerfModel, OccupancyConfig, RenderConfig, SceneBox
 from .manifest import MapError, atomic_dir, read_manifest, write_manifest
 
-__all__ = ["NerfMap", "save_map", "load_map", "map_info"]
+__all__ = ["NerfMap", "save_map", "load_map", "map_info", "occupied_points"]
 
 log = logging.getLogger(__name__)
 
@@ -148,3 +148,21 @@ def map_info(path: Path) -> dict:
     info["components"] = {k: v["bytes"] for k, v in manifest["components"].items()}
     info["bytes"] = map_bytes(path)
     return info
+
+
+def occupied_points(nerf_map: NerfMap, max_points: int = 200_000, seed: int = 0) -> np.ndarray:
+    """World-frame centres ``[N x 3]`` of the occupied occupancy cells (at most ``max_points``, random subset).
+
+    Cells of a contracted scene's outer shell map to far-away points; those beyond 4x the inner box are dropped.
+    """
+    model = nerf_map.model
+    idx = torch.nonzero(model.occupancy.occupied.reshape(-1))[:, 0]
+    if len(idx) > max_points:
+        g = torch.Generator().manual_seed(seed)
+        idx = idx[torch.randperm(len(idx), generator=g)[:max_points]]
+    u = model.occupancy.cell_centres(idx).clamp(-0.999, 0.999)
+    x = model.box.from_grid(u).cpu().numpy()
+    if model.box.contract:
+        c, h = np.asarray(model.box.centre), np.asarray(model.box.half_size)
+        x = x[np.all(np.abs(x - c) <= 4 * h, axis=1)]
+    return x.astype(np.float32)
