@@ -57,3 +57,36 @@ lego_dir = _dataset_fixture("nerf_synthetic_lego")
 fern_dir = _dataset_fixture("llff_fern")
 redkitchen_dir = _dataset_fixture("sevenscenes_redkitchen")
 raspicam_bags_dir = _dataset_fixture("ubiquity_raspicam_bags")
+
+
+@pytest.fixture(scope="session")
+def procedural_loc_map(tmp_path_factory):
+    """A small localization map of the procedural scene (NeRF ~40 s + encoder ~30 s on 2 cores), its mapping
+    session and its query session: ``(map_dir, mapping, query)``. Built once per test session."""
+    from nerf_loc_ros.datasets import load_dataset
+    from nerf_loc_ros.localization import EncoderTrainConfig, build_localization_map
+    from nerf_loc_ros.nerf import TrainConfig
+
+    spec = "procedural:seed=5:frames=40:size=192x144"
+    mapping = load_dataset(spec, "mapping")
+    out = tmp_path_factory.mktemp("procedural_loc") / "map"
+    build_localization_map(mapping, out, TrainConfig(budget_seconds=40, progress=False),
+                           encoder_train=EncoderTrainConfig(budget_s=30), progress=False)
+    return out, mapping, load_dataset(spec, "query")
+
+
+@pytest.fixture()
+def ros_loopback(tmp_path, monkeypatch):
+    """Environment that keeps DDS on this machine (set before ``rclpy.init``): localhost discovery, Cyclone DDS
+    bound to ``lo`` with multicast off, a private domain id."""
+    xml = tmp_path / "cyclonedds.xml"
+    xml.write_text(
+        '<CycloneDDS><Domain id="any"><General><Interfaces><NetworkInterface name="lo"/></Interfaces>'
+        "<AllowMulticast>false</AllowMulticast></General><Discovery><ParticipantIndex>auto</ParticipantIndex>"
+        '<Peers><Peer address="127.0.0.1"/></Peers><MaxAutoParticipantIndex>50</MaxAutoParticipantIndex>'
+        "</Discovery></Domain></CycloneDDS>")
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    monkeypatch.setenv("ROS_LOCALHOST_ONLY", "1")
+    monkeypatch.setenv("CYCLONEDDS_URI", xml.as_uri())
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    return xml

@@ -1,16 +1,26 @@
-"""The README demo's main job, at a small size: renders both sessions, records a bag, reads it back."""
+"""The README demo's main job at a small size and budget: renders both sessions, records a bag, reads it back,
+builds a localization map and replays the bag through the localizer (accuracy is the benchmark's job)."""
 
 import json
+
+import pytest
 
 from nerf_loc_ros.cli.main import main
 
 
+@pytest.mark.slow
 def test_demo_small(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--frames", "6", "--width", "80", "--height", "60"]) == 0
+    assert main(["demo", "--out", str(out), "--frames", "12", "--width", "160", "--height", "120",
+                 "--nerf-budget-min", "0.3", "--encoder-budget-s", "8"]) == 0
     report = json.loads((out / "demo.json").read_text())
-    assert report["query_frames"] == 6 and report["bag_roundtrip"]["frames"] == 6
+    assert report["query_frames"] == 12 and report["bag_roundtrip"]["frames"] == 12
     assert report["bag_roundtrip"]["images_identical"]
-    assert report["bag"]["topics"]["/camera/image_raw"] == 6
+    assert report["bag"]["topics"]["/camera/image_raw"] == 12
     assert (out / "mapping_session.png").stat().st_size > 1000
-    assert "read back" in capsys.readouterr().out
+    assert (out / "map" / "keyframes.npz").is_file() and (out / "map" / "encoder.safetensors").is_file()
+    r = report["replay"]
+    assert r["frames"] == 12 and sum(r["status_counts"].values()) == 12 and r["latency_ms_p50"] > 0
+    assert (out / "replay" / "metrics.json").is_file()
+    printed = capsys.readouterr().out
+    assert "read back" in printed and "map built" in printed

@@ -1,6 +1,6 @@
 """End to end on a small procedural scene: build a localization map, localize the second session, replay a bag.
 
-One map (NeRF ~40 s + encoder ~15 s on 2 cores) is shared by the tests of this module.
+The map (conftest ``procedural_loc_map``) is built once per test session.
 """
 
 from __future__ import annotations
@@ -12,31 +12,21 @@ import pytest
 
 from nerf_loc_ros.bags import write_bag
 from nerf_loc_ros.cli.main import main
-from nerf_loc_ros.datasets import load_dataset
 from nerf_loc_ros.geometry import pose_errors
 from nerf_loc_ros.localization import (
-    EncoderTrainConfig,
     Localizer,
     Status,
-    build_localization_map,
     load_localization_map,
 )
 from nerf_loc_ros.localization.session import LocalizationSession
 from nerf_loc_ros.maps import MapError
-from nerf_loc_ros.nerf import TrainConfig
-
-SPEC = "procedural:seed=5:frames=40:size=192x144"
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    mapping = load_dataset(SPEC, "mapping")
-    out = tmp_path_factory.mktemp("loc") / "map"
-    build_localization_map(mapping, out, TrainConfig(budget_seconds=40, progress=False),
-                           encoder_train=EncoderTrainConfig(budget_s=15), progress=False)
-    return out, mapping, load_dataset(SPEC, "query")
+def built(procedural_loc_map):
+    return procedural_loc_map
 
 
 def test_map_files_and_relocalization(built):

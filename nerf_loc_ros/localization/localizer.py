@@ -22,6 +22,7 @@ from enum import Enum
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 from threadpoolctl import ThreadpoolController
 
 from ..geometry import check_intrinsics
@@ -29,7 +30,7 @@ from .backbone import XFeatBackbone, sample_dense
 from .encoder import SceneEncoder
 from .keyframes import KeyframeDB
 from .map_files import LocalizationMap
-from .matching import match_descriptors
+from .matching import match_descriptors, match_descriptors_sparse
 from .pose import PnPConfig, pose_covariance, project, solve_pnp
 from .retrieval import top_k, vlad
 
@@ -161,9 +162,15 @@ class Localizer:
         if not vis.any():
             return None
         X, proj, desc3d = X[vis], proj[vis], desc3d[torch.as_tensor(vis, device=desc3d.device)]
-        near = torch.cdist(torch.as_tensor(keypoints, device=desc2d.device),
-                           torch.as_tensor(proj, dtype=torch.float32, device=desc2d.device)) < cfg.refine_radius_px
-        i2, i3, _ = match_descriptors(desc2d, desc3d, self.encoder.temperature, cfg.match_threshold, near)
+        near = cKDTree(proj).query_ball_point(keypoints, cfg.refine_radius_px, return_sorted=False)
+        counts = np.fromiter((len(c) for c in near), np.int64, len(near))
+        if counts.sum() == 0:
+            return None
+        dev = desc2d.device
+        pair_2d = torch.as_tensor(np.repeat(np.arange(len(near)), counts), device=dev)
+        pair_3d = torch.as_tensor(np.concatenate([c for c in near if c]).astype(np.int64), device=dev)
+        i2, i3, _ = match_descriptors_sparse(desc2d, desc3d, pair_2d, pair_3d, self.encoder.temperature,
+                                             cfg.match_threshold)
         uv, Xm = keypoints[i2.cpu().numpy()].astype(np.float64), X[i3.cpu().numpy()]
         pnp_cfg = PnPConfig(**{**cfg.pnp.__dict__, "max_reproj_error": cfg.refine_reproj_error})
         pnp = solve_pnp(uv, Xm, K, size, pnp_cfg)
@@ -176,14 +183,14 @@ class Localizer:
     def _render_candidates(self, T_world_cam: np.ndarray, K: np.ndarray, size: tuple[int, int]):
         """NeRF surface points and point-head descriptors on a pixel grid rendered at a pose (NeRFMatch's
         iterative refinement: fresh 3D candidates seen from the estimate instead of from keyframes)."""
-        from .mapping import render_keypoints
+        from .mapping import _sharp_surface, render_keypoints
 
         model = self.map.nerf_map.model
         s = self.config.render_stride
         w, h = size
         u, v = np.meshgrid(np.arange(s / 2, w, s), np.arange(s / 2, h, s))
         r = render_keypoints(model, K, T_world_cam, np.stack([u.ravel(), v.ravel()], 1))
-        ok = (r["opacity"] >= 0.9) & (r["depth_std"] <= 0.02 * r["depth"]) & (r["depth"] > 0)
+        ok = (r["opacity"] >= 0.9) & _sharp_surface(r, 0.02) & (r["depth"] > 0)
         X = r["point"][ok].astype(np.float64)
         f = torch.as_tensor(r["feature"][ok], dtype=torch.float32, device=self.point_desc.device)
         x = model.box.to_grid(torch.as_tensor(X, dtype=torch.float32, device=self.point_desc.device))

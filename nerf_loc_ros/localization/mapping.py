@@ -39,7 +39,7 @@ class MappingConfig:
         min_opacity: a keypoint ray must be at least this opaque to give a surface point.
         merge_voxel: points closer than this fraction of the scene-box diagonal are merged.
         max_depth_spread: a keypoint ray whose surface depth spreads (std) more than this fraction of its depth
-            (silhouettes, mixed pixels) gives no point.
+            (silhouettes, mixed pixels) gives no point (relaxed to 2.5x the image's median spread in fuzzy scenes).
     """
 
     max_keyframes: int = 150
@@ -93,6 +93,15 @@ def render_keypoints(model: NerfModel, K: np.ndarray, T_world_cam: np.ndarray, u
     return {k: torch.cat(v).cpu().numpy() for k, v in parts.items()}
 
 
+def _sharp_surface(r: dict[str, np.ndarray], max_spread: float) -> np.ndarray:
+    """Rays whose surface depth spread is at most ``max_spread`` of their depth, or, in fuzzy reconstructions
+    (few views, forward-facing scenes), at most 2.5x the image's median relative spread: silhouettes and mixed
+    pixels go, the bulk of a fuzzy but usable surface stays."""
+    rel = r["depth_std"] / np.maximum(r["depth"], 1e-9)
+    limit = max(max_spread, 2.5 * float(np.median(rel))) if len(rel) else max_spread
+    return rel <= limit
+
+
 def _training_indices(n: int, cap: int) -> np.ndarray:
     return np.arange(n) if n <= cap else np.unique(np.linspace(0, n - 1, cap).round().astype(int))
 
@@ -113,14 +122,15 @@ def build_keyframe_db(
         feats = backbone(data.images[i])
         r = render_keypoints(model, data.K[i], data.T_world_cam[i], feats.keypoints)
         ok = (r["opacity"] >= cfg.min_opacity) & np.isfinite(r["depth"]) & (r["depth"] > 0)
-        ok &= r["depth_std"] <= cfg.max_depth_spread * r["depth"]
+        ok &= _sharp_surface(r, cfg.max_depth_spread)
         depth = np.where(ok, r["depth"], np.nan).astype(np.float32)
         views.append(TrainingView(int(i), data.T_world_cam[i], data.K[i], feats, depth,
                                   r["point"].astype(np.float32), r["feature"].astype(np.float32)))
 
-    # map points from the keyframes, merged per voxel
+    # map points from the keyframes: observations in one voxel are one point, at the mean of their NeRF points
+    # (each keyframe's rendered depth is noisy along its own ray; the mean over views is not)
     voxel_to_point: dict[tuple[int, int, int], int] = {}
-    points, feats_list, obs_ptr, obs_point, obs_uv = [], [], [0], [], []
+    sums, feat_sums, counts, obs_ptr, obs_point, obs_uv = [], [], [], [0], [], []
     by_index = {v.index: v for v in views}
     for kf, k in enumerate(kf_idx):
         v = by_index[int(k)]
@@ -130,12 +140,19 @@ def build_keyframe_db(
         for j, key in zip(valid, map(tuple, keys)):
             p = voxel_to_point.get(key)
             if p is None:
-                p = voxel_to_point[key] = len(points)
-                points.append(v.points[j])
-                feats_list.append(v.nerf_features[j])
+                p = voxel_to_point[key] = len(sums)
+                sums.append(np.zeros(3))
+                feat_sums.append(np.zeros(v.nerf_features.shape[1]))
+                counts.append(0)
+            sums[p] += v.points[j]
+            feat_sums[p] += v.nerf_features[j]
+            counts[p] += 1
             obs_point.append(p)
             obs_uv.append(v.features.keypoints[j])
         obs_ptr.append(len(obs_point))
+    n_obs = np.maximum(np.array(counts, np.float64), 1)[:, None]
+    points = np.array(sums).reshape(-1, 3) / n_obs
+    feats_list = np.array(feat_sums).reshape(len(counts), -1) / n_obs
 
     kf_desc = [by_index[int(k)].features.descriptors.cpu().numpy() for k in kf_idx]
     codebook = learn_codebook(np.concatenate(kf_desc), cfg.retrieval_clusters)

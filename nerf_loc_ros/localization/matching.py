@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["dual_softmax", "match_descriptors", "dual_softmax_nll"]
+__all__ = ["dual_softmax", "match_descriptors", "match_descriptors_sparse", "dual_softmax_nll"]
 
 
 def _scores(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature, mask: torch.Tensor | None = None):
@@ -56,3 +56,46 @@ def dual_softmax_nll(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature: 
     """Mean negative log dual-softmax probability of the ground-truth pairs ``(idx_2d[k], idx_3d[k])`` (training)."""
     sim, lr, lc = _scores(desc_2d, desc_3d, temperature)
     return -(2 * sim[idx_2d, idx_3d] - lr[idx_2d] - lc[idx_3d]).mean()
+
+
+def _segment_logsumexp(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """``log sum exp`` of ``values [P]`` grouped by ``index [P]`` into ``[size]`` (-inf for empty groups)."""
+    mx = torch.full((size,), float("-inf"), dtype=values.dtype, device=values.device)
+    mx = mx.scatter_reduce(0, index, values, reduce="amax", include_self=True)
+    safe = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
+    total = torch.zeros(size, dtype=values.dtype, device=values.device).index_add_(0, index, (values - safe[index]).exp())
+    return total.log() + safe
+
+
+def _segment_argmax(values: torch.Tensor, index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per group of ``index``: max of ``values`` and the position (into ``values``) where it is reached (-1: empty)."""
+    mx = torch.full((size,), float("-inf"), dtype=values.dtype, device=values.device)
+    mx = mx.scatter_reduce(0, index, values, reduce="amax", include_self=True)
+    pos = torch.arange(len(values), device=values.device)
+    hit = values == mx[index]
+    arg = torch.full((size,), -1, dtype=torch.long, device=values.device)
+    arg[index[hit]] = pos[hit]
+    return mx, arg
+
+
+def match_descriptors_sparse(desc_2d: torch.Tensor, desc_3d: torch.Tensor, pair_2d: torch.Tensor,
+                             pair_3d: torch.Tensor, temperature: float, threshold: float
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`match_descriptors` restricted to candidate pairs ``(pair_2d[k], pair_3d[k])`` (e.g. a keypoint and
+    the points projecting near it): the dual softmax runs over each keypoint's and each point's candidates only,
+    in O(pairs) instead of O(M x N). Returns ``(idx_2d [K], idx_3d [K], probability [K])``."""
+    m, n = len(desc_2d), len(desc_3d)
+    if len(pair_2d) == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=desc_2d.device)
+        return empty, empty, torch.zeros(0, device=desc_2d.device)
+    s = (desc_2d[pair_2d] * desc_3d[pair_3d]).sum(1) / temperature
+    lse_row = _segment_logsumexp(s, pair_2d, m)
+    lse_col = _segment_logsumexp(s, pair_3d, n)
+    best_row, arg_row = _segment_argmax(2 * s - lse_col[pair_3d], pair_2d, m)
+    _, arg_col = _segment_argmax(2 * s - lse_row[pair_2d], pair_3d, n)
+    i = torch.nonzero(arg_row >= 0)[:, 0]
+    j = pair_3d[arg_row[i]]
+    mutual = pair_2d[arg_col[j]] == i
+    conf = (best_row[i] - lse_row[i]).exp()
+    keep = mutual & (conf > threshold)
+    return i[keep], j[keep], conf[keep]

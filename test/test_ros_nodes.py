@@ -1,0 +1,118 @@
+"""The localizer and map server nodes in a real ROS 2 graph (rclpy, tf2, message_filters), DDS on loopback.
+
+A helper node plays the procedural second session as a robot would (image + camera_info, TF odom -> base_link
+-> camera_optical_frame); the localizer must publish ``~/pose`` and TF ``map -> odom`` that match the truth.
+Skipped where ROS 2 is not installed (the ROS-free suite covers the logic with rosbags message classes).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source a ROS 2 installation")
+pytest.importorskip("tf2_ros", reason="needs ROS 2 tf2_ros")
+pytest.importorskip("message_filters", reason="needs ROS 2 message_filters")
+pytest.importorskip("nerf_loc_ros.msg", reason="needs the package built by colcon (generated messages)")
+
+from nerf_loc_ros.bags.writer import DEFAULT_T_BASE_CAMERA, DEFAULT_T_MAP_ODOM  # noqa: E402
+from nerf_loc_ros.conversions import (  # noqa: E402
+    K_core_to_ros,
+    MessageTypes,
+    intrinsics_to_camera_info,
+    make_transform_stamped,
+    pose_msg_to_matrix,
+    rgb_to_image_msg,
+    transform_msg_to_matrix,
+)
+from nerf_loc_ros.geometry import invert_pose, pose_errors, ros_body_from_optical  # noqa: E402
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def _spin(executor, stop):
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=0.05)
+
+
+def test_localizer_node_publishes_pose_and_map_to_odom(procedural_loc_map, ros_loopback):
+    from geometry_msgs.msg import PoseWithCovarianceStamped
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from tf2_ros import Buffer, StaticTransformBroadcaster, TransformBroadcaster, TransformListener
+
+    from nerf_loc_ros.msg import LocalizationStatus
+    from nerf_loc_ros.ros.localizer_node import LocalizerNode
+    from nerf_loc_ros.ros.map_server_node import MapServerNode
+
+    path, _, query = procedural_loc_map
+    rclpy.init()
+    stop = threading.Event()
+    try:
+        types = MessageTypes.from_rclpy()
+        loc = LocalizerNode(parameter_overrides=[Parameter("map_path", value=str(path)),
+                                                 Parameter("image_qos", value="reliable")])
+        server = MapServerNode(parameter_overrides=[Parameter("map_path", value=str(path))])
+        helper = rclpy.create_node("nerf_loc_test_helper")
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        img_pub = helper.create_publisher(Image, "image", reliable)
+        info_pub = helper.create_publisher(CameraInfo, "camera_info", reliable)
+        tf_pub, static_pub = TransformBroadcaster(helper), StaticTransformBroadcaster(helper)
+        buf = Buffer()
+        TransformListener(buf, helper)
+        poses, statuses = [], []
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        helper.create_subscription(PoseWithCovarianceStamped, "/nerf_localizer/pose", poses.append, latched)
+        helper.create_subscription(LocalizationStatus, "/nerf_localizer/status", statuses.append, 10)
+        clouds = []
+        helper.create_subscription(PointCloud2, "/nerf_map_server/cloud", clouds.append, latched)
+        executor = MultiThreadedExecutor(num_threads=3)
+        for n in (loc, server, helper):
+            executor.add_node(n)
+        threading.Thread(target=_spin, args=(executor, stop), daemon=True).start()
+
+        T_base_optical = DEFAULT_T_BASE_CAMERA @ ros_body_from_optical()
+        t0 = helper.get_clock().now().nanoseconds
+        static_pub.sendTransform([
+            make_transform_stamped(DEFAULT_T_BASE_CAMERA, "base_link", "camera_link", t0, types),
+            make_transform_stamped(ros_body_from_optical(), "camera_link", "camera_optical_frame", t0, types)])
+        frames = list(range(0, len(query), max(1, len(query) // 6)))[:6]
+        for k, i in enumerate(frames):
+            stamp = t0 + (k + 1) * 500_000_000
+            T_odom_base = invert_pose(DEFAULT_T_MAP_ODOM) @ query.T_world_cam[i] @ invert_pose(T_base_optical)
+            tf_pub.sendTransform(make_transform_stamped(T_odom_base, "odom", "base_link", stamp, types))
+            h, w = query.images[i].shape[:2]
+            info_pub.publish(intrinsics_to_camera_info(K_core_to_ros(query.K[i]), w, h, None, "plumb_bob", stamp,
+                                                       "camera_optical_frame", types))
+            img_pub.publish(rgb_to_image_msg(query.images[i], "rgb8", stamp, "camera_optical_frame", types))
+            deadline = time.monotonic() + 30
+            while len(statuses) <= k and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert len(statuses) == len(frames), f"{len(statuses)} statuses for {len(frames)} frames"
+        ok = [s for s in statuses if s.state == 0]
+        assert len(ok) >= len(frames) // 2, [(s.state, s.reason) for s in statuses]
+        deadline = time.monotonic() + 5
+        while len(poses) < len(ok) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(poses) == len(ok)
+        # ~/pose is the base_link pose in map; TF map -> odom closes the chain to the true offset
+        last = poses[-1]
+        stamp = last.header.stamp.sec * 1_000_000_000 + last.header.stamp.nanosec
+        i = frames[(stamp - t0) // 500_000_000 - 1]
+        T_gt_base = query.T_world_cam[i] @ invert_pose(T_base_optical)
+        rot, trans = pose_errors(pose_msg_to_matrix(last.pose.pose)[None], T_gt_base[None])
+        assert rot[0] < 5 and trans[0] < 0.1
+        assert len(last.pose.covariance) == 36 and last.pose.covariance[0] > 0
+        tf = buf.lookup_transform("map", "odom", rclpy.time.Time())
+        rot, trans = pose_errors(transform_msg_to_matrix(tf.transform)[None], DEFAULT_T_MAP_ODOM[None])
+        assert rot[0] < 5 and trans[0] < 0.1
+        assert clouds and clouds[-1].width > 100 and clouds[-1].header.frame_id == "map"  # latched map cloud
+    finally:
+        stop.set()
+        rclpy.shutdown()
