@@ -61,7 +61,7 @@ raspicam_bags_dir = _dataset_fixture("ubiquity_raspicam_bags")
 
 @pytest.fixture(scope="session")
 def procedural_loc_map(tmp_path_factory):
-    """A small localization map of the procedural scene (NeRF ~40 s + encoder ~30 s on 2 cores), its mapping
+    """A small localization map of the procedural scene (NeRF 60 s + encoder 60 s on 2 cores), its mapping
     session and its query session: ``(map_dir, mapping, query)``. Built once per test session."""
     from nerf_loc_ros.datasets import load_dataset
     from nerf_loc_ros.localization import EncoderTrainConfig, build_localization_map
@@ -70,8 +70,8 @@ def procedural_loc_map(tmp_path_factory):
     spec = "procedural:seed=5:frames=40:size=192x144"
     mapping = load_dataset(spec, "mapping")
     out = tmp_path_factory.mktemp("procedural_loc") / "map"
-    build_localization_map(mapping, out, TrainConfig(budget_seconds=40, progress=False),
-                           encoder_train=EncoderTrainConfig(budget_s=30), progress=False)
+    build_localization_map(mapping, out, TrainConfig(budget_seconds=60, progress=False),
+                           encoder_train=EncoderTrainConfig(budget_s=60), progress=False)
     return out, mapping, load_dataset(spec, "query")
 
 
