@@ -124,7 +124,11 @@ def test_atomic_save_keeps_the_old_map_on_failure(saved):
 def test_cli_map_build_info_render_and_bench(tmp_path, capsys, caplog):
     out = tmp_path / "map"
     data = "procedural:frames=8:size=64x48"
-    assert main(["map", "build", "--data", data, "--out", str(out), "--iterations", "12", "--budget-min", "1"]) == 0
+    # 12 NeRF steps cannot support localization: the NeRF map is kept and the error says how to go on
+    assert main(["map", "build", "--data", data, "--out", str(out), "--iterations", "12", "--budget-min", "1"]) == 2
+    assert "add-localization" in caplog.text and (out / "field.safetensors").is_file()
+    assert main(["map", "build", "--data", data, "--out", str(out), "--iterations", "12", "--budget-min", "1",
+                 "--no-localization", "--overwrite"]) == 0
     assert "12 iterations" in capsys.readouterr().out
     assert main(["map", "info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

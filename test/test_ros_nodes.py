@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy); source a ROS 2 installation")

@@ -115,7 +115,14 @@ def build_localization_map(
     nerf_map = build_map(data, None, nerf_config, device=device, name=name or (Path(out).name if out else "map"),
                          checkpoint_dir=checkpoint_dir)
     t_nerf = time.perf_counter() - t0
-    loc_map, summary = add_localization(nerf_map, data, mapping, train=encoder_train, progress=progress)
+    try:
+        loc_map, summary = add_localization(nerf_map, data, mapping, train=encoder_train, progress=progress)
+    except ValueError as exc:  # keep the trained NeRF: it is the expensive part
+        if out is None:
+            raise
+        save_map(nerf_map, Path(out), overwrite=overwrite)
+        raise ValueError(f"localization data could not be built ({exc}); the NeRF map was saved to {out}: add "
+                         f"localization later with `nerf-loc map add-localization --map {out} --data ...`") from exc
     summary = {"nerf_seconds": round(t_nerf, 1), **summary, "total_seconds": round(time.perf_counter() - t0, 1)}
     if out is not None:
         save_localization_map(loc_map, Path(out), overwrite=overwrite, extra=summary)
