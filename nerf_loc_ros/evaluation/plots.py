@@ -47,12 +47,15 @@ def plot_error_cdf(runs: dict[str, list[FrameRecord]], path: Path, trans_unit: s
     return Path(path)
 
 
-def plot_trajectory(records: list[FrameRecord], path: Path, up_axis: int = 1) -> Path:
-    """Top view (the two axes other than ``up_axis``; OpenCV world: y is often down) of GT vs estimated centres."""
+def plot_trajectory(records: list[FrameRecord], path: Path, up_axis: int | None = None) -> Path:
+    """Top view of ground-truth vs estimated camera centres: the two axes other than ``up_axis`` (default: the
+    world axis along which the ground-truth centres spread least, the vertical for a ground robot)."""
     plt = _plt()
+    gt = np.array([r.T_gt[:3, 3] for r in records if r.T_gt is not None]).reshape(-1, 3)
+    if up_axis is None:
+        up_axis = int(np.argmin(np.ptp(gt, axis=0))) if len(gt) > 1 else 2
     axes_xy = [a for a in range(3) if a != up_axis]
     fig, ax = plt.subplots(figsize=(6, 6))
-    gt = np.array([r.T_gt[:3, 3] for r in records if r.T_gt is not None]).reshape(-1, 3)
     if len(gt):
         ax.plot(gt[:, axes_xy[0]], gt[:, axes_xy[1]], "-", color="0.5", label="ground truth")
     for status, colour in (("OK", "tab:green"), ("LOW_CONFIDENCE", "tab:orange")):
