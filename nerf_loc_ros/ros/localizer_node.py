@@ -19,8 +19,6 @@ import time
 from collections import deque
 
 import numpy as np
-import rclpy
-import rclpy.executors
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -44,6 +42,7 @@ from ..localization.debug import draw_matches
 from ..localization.session import LocalizationSession, SessionConfig, map_to_odom
 from ..maps import MapError
 from .messages import diagnostics_message, path_message, status_message
+from .spin import run_node
 
 #: name -> (default, description, range or choices)
 PARAMETERS = {
@@ -347,20 +346,7 @@ class LocalizerNode(Node):
 
 def main(args=None) -> None:
     """``ros2 run nerf_loc_ros localizer_node``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LocalizerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    except ValueError as exc:
-        print(f"localizer_node: {exc}")
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(LocalizerNode, args)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,6 @@ Service ``~/load_map`` (nerf_loc_ros/srv/LoadMap) switches maps.
 from __future__ import annotations
 
 import numpy as np
-import rclpy
-import rclpy.executors
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -17,6 +15,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from ..conversions import MessageTypes
 from ..maps import MapError, load_map, occupied_points, read_manifest
 from .messages import keyframe_markers, pointcloud2_message
+from .spin import run_node
 
 
 class MapServerNode(Node):
@@ -32,9 +31,10 @@ class MapServerNode(Node):
         self.declare_parameter("frustum_depth", 0.0, ParameterDescriptor(
             description="keyframe frustum depth in map units (0: 5 % of the keyframe spread)",
             floating_point_range=[FloatingPointRange(from_value=0.0, to_value=1000.0, step=0.0)]))
-        from nerf_loc_ros.srv import LoadMap
         from sensor_msgs.msg import PointCloud2
         from visualization_msgs.msg import MarkerArray
+
+        from nerf_loc_ros.srv import LoadMap
 
         latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -78,18 +78,7 @@ class MapServerNode(Node):
 
 def main(args=None) -> None:
     """``ros2 run nerf_loc_ros map_server_node``."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = MapServerNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    run_node(MapServerNode, args)
 
 
 if __name__ == "__main__":
