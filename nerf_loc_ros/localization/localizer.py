@@ -17,7 +17,7 @@ Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
@@ -172,7 +172,7 @@ class Localizer:
         i2, i3, _ = match_descriptors_sparse(desc2d, desc3d, pair_2d, pair_3d, self.encoder.temperature,
                                              cfg.match_threshold)
         uv, Xm = keypoints[i2.cpu().numpy()].astype(np.float64), X[i3.cpu().numpy()]
-        pnp_cfg = PnPConfig(**{**cfg.pnp.__dict__, "max_reproj_error": cfg.refine_reproj_error})
+        pnp_cfg = replace(cfg.pnp, max_reproj_error=cfg.refine_reproj_error)
         pnp = solve_pnp(uv, Xm, K, size, pnp_cfg)
         stages.update({f"{name}_matches": len(uv), f"{name}_inliers": pnp.num_inliers})
         # a tighter threshold keeps fewer inliers by design: accept unless it lost most of the support
@@ -183,14 +183,14 @@ class Localizer:
     def _render_candidates(self, T_world_cam: np.ndarray, K: np.ndarray, size: tuple[int, int]):
         """NeRF surface points and point-head descriptors on a pixel grid rendered at a pose (NeRFMatch's
         iterative refinement: fresh 3D candidates seen from the estimate instead of from keyframes)."""
-        from .mapping import _sharp_surface, render_keypoints
+        from .mapping import render_keypoints, sharp_surface
 
         model = self.map.nerf_map.model
         s = self.config.render_stride
         w, h = size
         u, v = np.meshgrid(np.arange(s / 2, w, s), np.arange(s / 2, h, s))
         r = render_keypoints(model, K, T_world_cam, np.stack([u.ravel(), v.ravel()], 1))
-        ok = (r["opacity"] >= 0.9) & _sharp_surface(r, 0.02) & (r["depth"] > 0)
+        ok = (r["opacity"] >= 0.9) & sharp_surface(r, 0.02) & (r["depth"] > 0)
         X = r["point"][ok].astype(np.float64)
         f = torch.as_tensor(r["feature"][ok], dtype=torch.float32, device=self.point_desc.device)
         x = model.box.to_grid(torch.as_tensor(X, dtype=torch.float32, device=self.point_desc.device))

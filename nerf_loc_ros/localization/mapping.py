@@ -23,7 +23,7 @@ from .backbone import ImageFeatures, XFeatBackbone
 from .keyframes import KeyframeDB, select_keyframes
 from .retrieval import learn_codebook, vlad
 
-__all__ = ["MappingConfig", "TrainingView", "render_keypoints", "build_keyframe_db"]
+__all__ = ["MappingConfig", "TrainingView", "render_keypoints", "sharp_surface", "build_keyframe_db"]
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def render_keypoints(model: NerfModel, K: np.ndarray, T_world_cam: np.ndarray, u
     return {k: torch.cat(v).cpu().numpy() for k, v in parts.items()}
 
 
-def _sharp_surface(r: dict[str, np.ndarray], max_spread: float) -> np.ndarray:
+def sharp_surface(r: dict[str, np.ndarray], max_spread: float) -> np.ndarray:
     """Rays whose surface depth spread is at most ``max_spread`` of their depth, or, in fuzzy reconstructions
     (few views, forward-facing scenes), at most 2.5x the image's median relative spread: silhouettes and mixed
     pixels go, the bulk of a fuzzy but usable surface stays."""
@@ -122,7 +122,7 @@ def build_keyframe_db(
         feats = backbone(data.images[i])
         r = render_keypoints(model, data.K[i], data.T_world_cam[i], feats.keypoints)
         ok = (r["opacity"] >= cfg.min_opacity) & np.isfinite(r["depth"]) & (r["depth"] > 0)
-        ok &= _sharp_surface(r, cfg.max_depth_spread)
+        ok &= sharp_surface(r, cfg.max_depth_spread)
         depth = np.where(ok, r["depth"], np.nan).astype(np.float32)
         views.append(TrainingView(int(i), data.T_world_cam[i], data.K[i], feats, depth,
                                   r["point"].astype(np.float32), r["feature"].astype(np.float32)))

@@ -18,7 +18,7 @@ from .localizer import LocalizationResult, Localizer, LocalizerConfig, Status, g
 from .map_files import LocalizationMap
 from .mapping import render_keypoints
 from .pose import solve_pnp
-from .retrieval import top_k, vlad
+from .retrieval import vlad
 
 __all__ = ["SiftLocalizer"]
 
@@ -62,11 +62,7 @@ class SiftLocalizer:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         feats = self.retrieval.backbone(image)
-        if prior is not None:
-            kfs = self.db.nearest_keyframes(prior, self.config.prior_k)
-        else:
-            kfs, _ = top_k(vlad(feats.descriptors.cpu().numpy(), self.db.codebook), self.db.global_desc,
-                           self.config.retrieval_k)
+        kfs = self.retrieval._candidates(prior, vlad(feats.descriptors.cpu().numpy(), self.db.codebook))
         t1 = time.perf_counter()
         timings["retrieval"] = (t1 - t0) * 1e3
         kp, desc = self._detect(image)

@@ -19,6 +19,7 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from ..nerf import SceneBox
+from .backbone import sample_dense
 from .encoder import SceneEncoder
 from .keyframes import KeyframeDB
 from .mapping import TrainingView
@@ -93,8 +94,6 @@ def point_descriptors(encoder: SceneEncoder, box: SceneBox, db: KeyframeDB, chun
 
 
 def _image_descriptors(encoder: SceneEncoder, view: TrainingView) -> torch.Tensor:
-    from .backbone import sample_dense
-
     return sample_dense(encoder.image_head(view.features.dense), view.features.normalized_keypoints())
 
 
