@@ -20,7 +20,8 @@ ARGUMENTS = {
     "map": ("", "map directory"),
     "bag": ("", "bag to play (rosbag2 directory)"),
     "rate": ("1.0", "playback rate"),
-    "image": ("/camera/image_raw", "image topic in the bag"),
+    "image": ("/camera/image_raw", "image topic in the bag (its /compressed sibling with compressed:=true)"),
+    "compressed": ("false", "the bag has sensor_msgs/CompressedImage on <image>/compressed"),
     "camera_info": ("/camera/camera_info", "camera_info topic in the bag"),
     "gt_topic": ("/ground_truth/pose", "ground-truth PoseStamped topic in the bag"),
     "out_dir": ("replay_eval", "folder for metrics.json and the plots"),
@@ -37,7 +38,7 @@ def generate_launch_description() -> LaunchDescription:
         PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("nerf_loc_ros"), "launch",
                                                             "localize.launch.py"])),
         launch_arguments={"map": cfg["map"], "image": cfg["image"], "camera_info": cfg["camera_info"],
-                          "use_sim_time": "true", "use_rviz": cfg["use_rviz"]}.items(),
+                          "compressed": cfg["compressed"], "use_sim_time": "true", "use_rviz": cfg["use_rviz"]}.items(),
     )
     evaluation = Node(
         package="nerf_loc_ros", executable="replay_eval_node", name="nerf_replay_eval", output="screen",

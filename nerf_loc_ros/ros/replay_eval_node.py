@@ -2,7 +2,8 @@
 
 Subscribes the localizer's ``~/status`` (every processed frame, with latencies) and ``~/pose`` (published on OK
 frames; pose of ``base_frame`` or of the camera), and the ground-truth topic (PoseStamped of the camera optical
-frame). When no status arrived for ``idle_timeout`` seconds after the first one (the bag ended), it writes the
+frame), and counts the ``map_frame -> tf_child_frame`` transforms on ``/tf`` so the report says whether TF was
+published for every localized frame. When no status arrived for ``idle_timeout`` seconds after the first one (the bag ended), it writes the
 same ``metrics.json`` and plots as ``nerf-loc replay`` to ``out_dir`` and exits.
 """
 
@@ -39,11 +40,15 @@ class ReplayEvalNode(Node):
             "out_dir": ("replay_eval", "where metrics.json and the plots are written"),
             "metric": (True, "poses in metres (5cm5deg thresholds); false: scale-relative thresholds"),
             "scene_extent": (1.0, "scene extent for scale-relative thresholds (map units)"),
+            "map_frame": ("map", "parent frame of the localizer's TF edge"),
+            "tf_child_frame": ("odom", "child frame of the localizer's TF edge (odom, or the base/camera frame)"),
+            "transform_tolerance": (0.1, "the localizer's transform_tolerance: TF stamp = image stamp + this"),
             "idle_timeout": (5.0, "seconds without a status after which the report is written"),
         }
         for name, (default, desc) in params.items():
             self.declare_parameter(name, default, ParameterDescriptor(description=desc))
         from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+        from tf2_msgs.msg import TFMessage
         from tf2_ros import Buffer, TransformListener
 
         from nerf_loc_ros.msg import LocalizationStatus
@@ -54,12 +59,14 @@ class ReplayEvalNode(Node):
         self.poses: dict[int, np.ndarray] = {}
         self.body_poses: list[tuple[int, np.ndarray]] = []
         self.gts: dict[int, np.ndarray] = {}
+        self.tf_stamps: set[int] = set()
         self._last_status = None
         self.done = False
         self.create_subscription(LocalizationStatus, self.p("status_topic"), self._on_status, 100)
         reliable = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(PoseWithCovarianceStamped, self.p("pose_topic"), self._on_pose, reliable)
         self.create_subscription(PoseStamped, self.p("gt_topic"), self._on_gt, 100)
+        self.create_subscription(TFMessage, "/tf", self._on_tf, 100)
         self.create_timer(0.5, self._check_idle)
 
     def p(self, name: str):
@@ -76,6 +83,11 @@ class ReplayEvalNode(Node):
 
     def _on_gt(self, msg) -> None:
         self.gts[stamp_to_ns(msg.header.stamp)] = pose_msg_to_matrix(msg.pose)
+
+    def _on_tf(self, msg) -> None:
+        for t in msg.transforms:
+            if t.header.frame_id == self.p("map_frame") and t.child_frame_id == self.p("tf_child_frame"):
+                self.tf_stamps.add(stamp_to_ns(t.header.stamp) - int(round(self.p("transform_tolerance") * 1e9)))
 
     def _check_idle(self) -> None:
         if self.done or self._last_status is None or time.monotonic() - self._last_status < self.p("idle_timeout"):
@@ -97,12 +109,15 @@ class ReplayEvalNode(Node):
                 pass
             poses[stamp] = T_map_body @ T_body_cam
         records = records_from_streams(self.statuses, poses, self.gts)
-        m = write_replay_report(records, self.p("out_dir"), self.p("metric"), self.p("scene_extent"),
-                                {"source": "replay_eval_node", "frames_with_gt": sum(r.T_gt is not None
-                                                                                     for r in records)})
+        ok_stamps = {stamp for stamp, (state, _) in self.statuses.items() if state == "OK"}
+        extra = {"source": "replay_eval_node", "frames_with_gt": sum(r.T_gt is not None for r in records),
+                 "ok_frames": len(ok_stamps), "ok_frames_with_tf": len(ok_stamps & self.tf_stamps),
+                 "tf_edge": f"{self.p('map_frame')} -> {self.p('tf_child_frame')}"}
+        m = write_replay_report(records, self.p("out_dir"), self.p("metric"), self.p("scene_extent"), extra)
         self.get_logger().info(
             f"{len(records)} frames: recall {m['recall']}, median {m['median_trans']} / {m['median_rot_deg']} deg, "
-            f"p50 {m['latency_ms_p50']} ms -> {self.p('out_dir')}/metrics.json")
+            f"p50 {m['latency_ms_p50']} ms; TF {extra['tf_edge']} on {extra['ok_frames_with_tf']} of "
+            f"{extra['ok_frames']} OK frames -> {self.p('out_dir')}/metrics.json")
         return m
 
 
