@@ -33,8 +33,13 @@ pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
 def _spin(executor, stop):
-    while not stop.is_set():
-        executor.spin_once(timeout_sec=0.05)
+    from rclpy.executors import ExternalShutdownException
+
+    try:
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=0.05)
+    except ExternalShutdownException:  # rclpy.shutdown() at the end of a test
+        pass
 
 
 def test_localizer_node_publishes_pose_and_map_to_odom(procedural_loc_map, ros_loopback):
@@ -112,6 +117,80 @@ def test_localizer_node_publishes_pose_and_map_to_odom(procedural_loc_map, ros_l
         rot, trans = pose_errors(transform_msg_to_matrix(tf.transform)[None], DEFAULT_T_MAP_ODOM[None])
         assert rot[0] < 5 and trans[0] < 0.1
         assert clouds and clouds[-1].width > 100 and clouds[-1].header.frame_id == "map"  # latched map cloud
+    finally:
+        stop.set()
+        rclpy.shutdown()
+
+
+def test_replay_eval_node_scores_when_the_sim_clock_stops(tmp_path, ros_loopback):
+    """replay.launch.py's evaluator: fed sim time, statuses, poses, ground truth and TF like a replay, it must write
+    metrics.json after the bag (and so /clock) stops, counting the TF edge of every OK frame."""
+    import json
+
+    import numpy as np
+    from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rosgraph_msgs.msg import Clock
+    from tf2_msgs.msg import TFMessage
+
+    from nerf_loc_ros.conversions import make_pose_stamped, make_pose_with_covariance_stamped
+    from nerf_loc_ros.msg import LocalizationStatus
+    from nerf_loc_ros.ros.replay_eval_node import ReplayEvalNode
+
+    rclpy.init()
+    stop = threading.Event()
+    try:
+        types = MessageTypes.from_rclpy()
+        node = ReplayEvalNode(parameter_overrides=[
+            Parameter("use_sim_time", value=True), Parameter("out_dir", value=str(tmp_path / "eval")),
+            Parameter("idle_timeout", value=1.0), Parameter("base_frame", value="camera_optical_frame")])
+        helper = rclpy.create_node("nerf_loc_eval_helper")
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        clock_pub = helper.create_publisher(Clock, "/clock", 10)
+        status_pub = helper.create_publisher(LocalizationStatus, "/nerf_localizer/status", 100)
+        pose_pub = helper.create_publisher(PoseWithCovarianceStamped, "/nerf_localizer/pose", reliable)
+        gt_pub = helper.create_publisher(PoseStamped, "/ground_truth/pose", 100)
+        tf_pub = helper.create_publisher(TFMessage, "/tf", 100)
+        executor = SingleThreadedExecutor()
+        for n in (node, helper):
+            executor.add_node(n)
+        threading.Thread(target=_spin, args=(executor, stop), daemon=True).start()
+        deadline = time.monotonic() + 10
+        while status_pub.get_subscription_count() == 0 or pose_pub.get_subscription_count() == 0:
+            assert time.monotonic() < deadline, "the evaluator did not subscribe"
+            time.sleep(0.05)
+        t0 = 1_700_000_000 * 10**9
+        for k in range(6):
+            stamp = t0 + k * 100_000_000
+            clock = Clock()
+            clock.clock.sec, clock.clock.nanosec = divmod(stamp, 10**9)
+            clock_pub.publish(clock)
+            T = np.eye(4)
+            T[:3, 3] = [0.1 * k, 0.0, 1.0]
+            gt_pub.publish(make_pose_stamped(T, "map", stamp, types))
+            status = LocalizationStatus()
+            status.header.stamp.sec, status.header.stamp.nanosec = divmod(stamp, 10**9)
+            status.state = 0 if k < 5 else 2  # the last frame fails
+            status.stage_names, status.stage_latency_ms, status.total_latency_ms = ["match"], [10.0], 20.0
+            status_pub.publish(status)
+            if k < 4:  # OK frames 0-3 publish pose + TF; frame 4 is OK without a TF
+                T_est = T.copy()
+                T_est[0, 3] += 0.01
+                pose_pub.publish(make_pose_with_covariance_stamped(T_est, np.eye(6) * 1e-4, "map", stamp, types))
+                tf_pub.publish(TFMessage(transforms=[make_transform_stamped(np.eye(4), "map", "odom",
+                                                                            stamp + 100_000_000, types)]))
+            time.sleep(0.1)
+        deadline = time.monotonic() + 10  # /clock has stopped: the report must still come
+        while not node.done and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert node.done, "no report after the clock stopped"
+        metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+        assert metrics["frames"] == 6 and metrics["ok_frames"] == 5 and metrics["ok_frames_with_tf"] == 4
+        assert metrics["recall"]["5cm5deg"] == pytest.approx(4 / 6)
+        assert metrics["median_trans"] == pytest.approx(0.01, abs=1e-6)
+        assert (tmp_path / "eval" / "trajectory.png").stat().st_size > 0
     finally:
         stop.set()
         rclpy.shutdown()

@@ -15,6 +15,7 @@ import numpy as np
 import rclpy
 import rclpy.executors
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -67,7 +68,8 @@ class ReplayEvalNode(Node):
         self.create_subscription(PoseWithCovarianceStamped, self.p("pose_topic"), self._on_pose, reliable)
         self.create_subscription(PoseStamped, self.p("gt_topic"), self._on_gt, 100)
         self.create_subscription(TFMessage, "/tf", self._on_tf, 100)
-        self.create_timer(0.5, self._check_idle)
+        # a steady clock: with use_sim_time the node clock stops with the bag's /clock, exactly when this must fire
+        self.create_timer(0.5, self._check_idle, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     def p(self, name: str):
         return self.get_parameter(name).value
