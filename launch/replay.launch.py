@@ -2,13 +2,15 @@
 
     ros2 launch nerf_loc_ros replay.launch.py map:=/path/to/map bag:=/path/to/bag out_dir:=replay_eval
 
-Plays the bag with `ros2 bag play --clock`, runs localize.launch.py with use_sim_time:=true and the evaluation
-node, which writes metrics.json and plots (as `nerf-loc replay`) once the bag has ended; then everything stops.
+Runs localize.launch.py with use_sim_time:=true and the evaluation node; once the localizer has loaded its map it
+plays the bag with `ros2 bag play --clock` (so no frame is lost to start-up), and the evaluation node writes
+metrics.json and plots (as `nerf-loc replay`) once the bag has ended; then everything stops. The localizer runs live:
+frames that arrive while it is busy are dropped as on a robot (`rate:=0.5` scores more of them on a slow CPU).
 """
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, EmitEvent, ExecuteProcess, IncludeLaunchDescription, RegisterEventHandler
-from launch.event_handlers import OnProcessExit
+from launch.event_handlers import OnProcessExit, OnProcessIO
 from launch.events import Shutdown
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -45,6 +47,20 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[{"gt_topic": cfg["gt_topic"], "out_dir": cfg["out_dir"], "use_sim_time": True,
                      "metric": ParameterValue(cfg["metric"], value_type=bool)}],
     )
+    started = []
+
+    def play_once_map_loaded(event):  # the localizer logs "loaded map ..." once its map is in memory
+        if started or "localizer" not in event.process_name:
+            return None
+        if b"loaded map" in event.text:
+            started.append(True)
+            return [play]
+        if b"cannot load map" in event.text:
+            return [EmitEvent(event=Shutdown(reason="the localizer could not load the map"))]
+        return None
+
+    play_when_ready = RegisterEventHandler(OnProcessIO(on_stdout=play_once_map_loaded,
+                                                       on_stderr=play_once_map_loaded))
     stop_when_scored = RegisterEventHandler(OnProcessExit(target_action=evaluation,
                                                           on_exit=[EmitEvent(event=Shutdown(reason="scored"))]))
-    return LaunchDescription(args + [play, localize, evaluation, stop_when_scored])
+    return LaunchDescription(args + [play_when_ready, localize, evaluation, stop_when_scored])

@@ -84,3 +84,9 @@ def test_launch_arguments_and_executables():
     eval_defaults = (ROS / "replay_eval_node.py").read_text()
     assert '"/nerf_localizer/status"' in eval_defaults and '"/nerf_localizer/pose"' in eval_defaults
     assert replay["gt_topic"][0] in eval_defaults
+    # replay.launch.py starts the bag when the localizer logs that its map is loaded (or stops when it cannot)
+    launch_text = (REPO / "launch" / "replay.launch.py").read_text()
+    node_text = (ROS / "localizer_node.py").read_text()
+    for phrase in re.findall(r'b"([^"]+)" in event.text', launch_text):
+        assert phrase in node_text, f"replay.launch.py waits for '{phrase}', which the localizer never logs"
+    assert len(re.findall(r'b"([^"]+)" in event.text', launch_text)) == 2
