@@ -61,8 +61,11 @@ raspicam_bags_dir = _dataset_fixture("ubiquity_raspicam_bags")
 
 @pytest.fixture(scope="session")
 def procedural_loc_map(tmp_path_factory):
-    """A small localization map of the procedural scene (NeRF 60 s + encoder 60 s on 2 cores), its mapping
-    session and its query session: ``(map_dir, mapping, query)``. Built once per test session."""
+    """A small localization map of the procedural scene, its mapping session and its query session:
+    ``(map_dir, mapping, query)``. Built once per test session.
+
+    Step budgets, not time budgets (what 60 s + 60 s buy on a quiet 2-core machine: 450 NeRF iterations, 1100
+    encoder steps), so a slower or busy machine builds the same map instead of a worse one."""
     from nerf_loc_ros.datasets import load_dataset
     from nerf_loc_ros.localization import EncoderTrainConfig, build_localization_map
     from nerf_loc_ros.nerf import TrainConfig
@@ -70,8 +73,8 @@ def procedural_loc_map(tmp_path_factory):
     spec = "procedural:seed=5:frames=40:size=192x144"
     mapping = load_dataset(spec, "mapping")
     out = tmp_path_factory.mktemp("procedural_loc") / "map"
-    build_localization_map(mapping, out, TrainConfig(budget_seconds=60, progress=False),
-                           encoder_train=EncoderTrainConfig(budget_s=60), progress=False)
+    build_localization_map(mapping, out, TrainConfig(iterations=450, progress=False),
+                           encoder_train=EncoderTrainConfig(budget_s=1800, max_steps=1100), progress=False)
     return out, mapping, load_dataset(spec, "query")
 
 
