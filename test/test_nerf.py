@@ -29,9 +29,10 @@ SMALL = FieldConfig(resolutions=(16, 32), channels=(4, 4), feature_dim=8, hidden
 
 
 # ---------------------------------------------------------------------------------------------- scene box
-@pytest.mark.parametrize("contract", [False, True])
-def test_scene_box_grid_round_trip(contract):
-    box = SceneBox((-1.0, -2.0, 0.0), (3.0, 2.0, 1.0), contract)
+@pytest.mark.parametrize("contract,inner", [(False, 0.5), (True, 0.5), (True, 0.75)])
+def test_scene_box_grid_round_trip(contract, inner):
+    box = SceneBox((-1.0, -2.0, 0.0), (3.0, 2.0, 1.0), contract, inner)
+    assert SceneBox.from_dict(box.to_dict()) == box
     x = torch.tensor([[0.5, 0.3, 0.2], [2.9, -1.9, 0.9], [1.0, 0.0, 0.5]], dtype=torch.float64)
     if contract:
         x = torch.cat([x, torch.tensor([[30.0, 5.0, -4.0], [-7.0, 0.0, 0.5]], dtype=torch.float64)])
@@ -46,6 +47,11 @@ def test_contraction_maps_the_world_into_the_grid():
     u = box.to_grid(far)
     assert torch.all(u.abs() < 1) and torch.all(u.abs().amax(-1) > 0.5)
     assert torch.allclose(box.to_grid(torch.tensor([[0.5, -0.5, 0.25]])), torch.tensor([[0.25, -0.25, 0.125]]))
+    wide = SceneBox((-1.0,) * 3, (1.0,) * 3, True, inner_fraction=0.75)  # the box gets 3/4 of the grid
+    assert torch.allclose(wide.to_grid(torch.tensor([[1.0, 0.0, 0.0], [3.0, 0, 0]])),
+                          torch.tensor([[0.75, 0.0, 0.0], [0.75 + 0.25 * 2 / 3, 0, 0]]))
+    with pytest.raises(ValueError, match="inner_fraction"):
+        SceneBox((-1.0,) * 3, (1.0,) * 3, True, inner_fraction=1.0)
 
 
 def test_scene_box_rejects_bad_bounds():

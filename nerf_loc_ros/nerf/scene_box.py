@@ -3,9 +3,10 @@
 Points map to *grid coordinates* in ``[-1, 1]^3`` (what the encoding and the occupancy grid index):
 
 * bounded (``contract=False``): ``u = (x - centre) / half_size``; density is zero outside the box;
-* contracted (``contract=True``, for unbounded and forward-facing scenes): inside the box as above, outside
-  the L-infinity contraction of mip-NeRF 360 / MERF, ``u -> (2 - 1/|u|_inf) u / |u|_inf``, halved so the
-  whole world lands in ``[-1, 1]^3`` and the box itself in ``[-0.5, 0.5]^3``.
+* contracted (``contract=True``, for unbounded and forward-facing scenes): the L-infinity contraction of
+  mip-NeRF 360 / MERF scaled so the box lands in ``[-f, f]^3`` and the whole world in ``[-1, 1]^3``:
+  ``u -> f u`` inside, ``u -> (f + (1 - f)(1 - 1/|u|_inf)) u / |u|_inf`` outside, with ``f = inner_fraction``
+  (0.5 is mip-NeRF 360's split; a larger ``f`` spends more of the grid on the box, where the detail is).
 
 ``estimate_scene_box`` picks the box from what a :class:`PosedImages` offers: depth maps (RGB-D),
 LLFF near/far bounds, or the cameras themselves (inward-looking object captures or a fallback).
@@ -23,16 +24,21 @@ from ..datasets import PosedImages
 
 __all__ = ["SceneBox", "depth_points", "estimate_scene_box"]
 
+#: Share of the grid given to the scene box of forward-facing (LLFF) scenes; the rest holds the far background.
+FORWARD_FACING_INNER_FRACTION = 0.75
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class SceneBox:
-    """Axis-aligned box ``[lo, hi]`` (world frame, dataset units) and whether space beyond it is contracted."""
+    """Axis-aligned box ``[lo, hi]`` (world frame, dataset units) and whether space beyond it is contracted
+    (into the outer ``1 - inner_fraction`` of the grid)."""
 
     lo: tuple[float, float, float]
     hi: tuple[float, float, float]
     contract: bool = False
+    inner_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         lo, hi = np.asarray(self.lo, float), np.asarray(self.hi, float)
@@ -40,6 +46,8 @@ class SceneBox:
             raise ValueError(f"SceneBox: lo/hi must be 3 finite numbers, got {self.lo}, {self.hi}")
         if np.any(hi <= lo):
             raise ValueError(f"SceneBox: hi must exceed lo on every axis, got lo={self.lo} hi={self.hi}")
+        if not 0.1 <= self.inner_fraction <= 0.95:
+            raise ValueError(f"SceneBox: inner_fraction must be in [0.1, 0.95], got {self.inner_fraction}")
 
     @property
     def centre(self) -> np.ndarray:
@@ -55,11 +63,13 @@ class SceneBox:
         return float(2 * np.linalg.norm(self.half_size))
 
     def to_dict(self) -> dict:
-        return {"lo": [float(v) for v in self.lo], "hi": [float(v) for v in self.hi], "contract": bool(self.contract)}
+        return {"lo": [float(v) for v in self.lo], "hi": [float(v) for v in self.hi], "contract": bool(self.contract),
+                "inner_fraction": float(self.inner_fraction)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SceneBox":
-        return cls(tuple(float(v) for v in d["lo"]), tuple(float(v) for v in d["hi"]), bool(d.get("contract", False)))
+        return cls(tuple(float(v) for v in d["lo"]), tuple(float(v) for v in d["hi"]), bool(d.get("contract", False)),
+                   float(d.get("inner_fraction", 0.5)))
 
     def to_grid(self, x: torch.Tensor) -> torch.Tensor:
         """World points ``[... x 3]`` -> grid coordinates ``[... x 3]`` in ``[-1, 1]`` (see module doc).
@@ -71,19 +81,19 @@ class SceneBox:
         u = (x - c) / h
         if not self.contract:
             return u
+        f = self.inner_fraction
         n = u.abs().amax(dim=-1, keepdim=True).clamp_min(1e-9)
-        contracted = torch.where(n <= 1, u, (2 - 1 / n) * (u / n))
-        return contracted / 2
+        return torch.where(n <= 1, f * u, (f + (1 - f) * (1 - 1 / n)) * (u / n))
 
     def from_grid(self, u: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`to_grid` for grid coordinates strictly inside ``(-1, 1)`` -> world points."""
         c = torch.as_tensor(self.centre, dtype=u.dtype, device=u.device)
         h = torch.as_tensor(self.half_size, dtype=u.dtype, device=u.device)
         if self.contract:
-            v = u * 2
-            n = v.abs().amax(dim=-1, keepdim=True).clamp(1e-9, 2 - 1e-6)
-            scale = torch.where(n <= 1, torch.ones_like(n), 1 / (n * (2 - n)))
-            u = v * scale
+            f = self.inner_fraction
+            g = u.abs().amax(dim=-1, keepdim=True).clamp(1e-9, 1 - 1e-6)
+            # inside: u / f; outside: invert f + (1 - f)(1 - 1/n) = g for the box-relative radius n
+            u = torch.where(g <= f, u / f, u / g * (1 - f) / (1 - g))
         return u * h + c
 
     def inside(self, u: torch.Tensor) -> torch.Tensor:
@@ -150,7 +160,9 @@ def estimate_scene_box(posed: PosedImages, padding: float = 0.05) -> SceneBox:
     * depth maps present (RGB-D): the 0.5-99.5 percentile box of back-projected depth plus the camera
       centres, bounded (indoor scenes are closed);
     * LLFF near/far bounds (``extras['near_far']``): the camera frusta from the nearest near bound to twice
-      that depth, contracted beyond (forward-facing scenes have far backgrounds);
+      that depth, contracted beyond (forward-facing scenes have far backgrounds) into the outer quarter of the grid
+      (``FORWARD_FACING_INNER_FRACTION``: the foreground gets 1.5x the plane resolution of an even split, and a
+      frontal far background loses none across the view, only along depth);
     * cameras looking inward at a common point (object captures such as NeRF-synthetic): a cube centred there
       whose half-size is what the median camera sees at that distance, bounded;
     * otherwise the camera-centre box grown by the trajectory extent, contracted.
@@ -159,6 +171,7 @@ def estimate_scene_box(posed: PosedImages, padding: float = 0.05) -> SceneBox:
     """
     C = posed.camera_centres()
     lo = hi = None
+    inner = 0.5
     if posed.has_depth:
         P = depth_points(posed)
         if len(P) > 100:
@@ -173,6 +186,7 @@ def estimate_scene_box(posed: PosedImages, padding: float = 0.05) -> SceneBox:
             near = np.full(len(posed), float(np.min(near_far[:, 0])))
             P = np.concatenate([_frustum_points(posed, 0.9 * near, 2.0 * near), C])
             lo, hi, contract, why = P.min(0), P.max(0), True, "near/far bounds"
+            inner = FORWARD_FACING_INNER_FRACTION
         elif look is not None:
             p, dist = look
             tan_half = max(
@@ -185,6 +199,6 @@ def estimate_scene_box(posed: PosedImages, padding: float = 0.05) -> SceneBox:
             ext = max(posed.extent(), 1e-3)
             lo, hi, contract, why = C.min(0) - ext, C.max(0) + ext, True, "camera positions"
     pad = (hi - lo) * padding
-    box = SceneBox(tuple((lo - pad).tolist()), tuple((hi + pad).tolist()), contract)
+    box = SceneBox(tuple((lo - pad).tolist()), tuple((hi + pad).tolist()), contract, inner)
     log.info("scene box from %s: lo=%s hi=%s contract=%s", why, np.round(box.lo, 3), np.round(box.hi, 3), contract)
     return box
