@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +65,18 @@ def _add_localization_arguments(p: argparse.ArgumentParser) -> None:
                    help="keyframes chosen by farthest-pose sampling (default 150; all images if fewer)")
     p.add_argument("--encoder-budget-s", type=float, default=120.0,
                    help="wall-time budget for training the scene encoder in seconds (default 120)")
+    p.add_argument("--merge-voxel", type=float, default=None,
+                   help="keyframe points closer than this fraction of the scene-box diagonal become one map point "
+                        "(default: MappingConfig.merge_voxel)")
 
 
 def _localization_configs(args: argparse.Namespace):
     from ..localization import EncoderTrainConfig, MappingConfig
 
-    return MappingConfig(max_keyframes=args.max_keyframes), EncoderTrainConfig(budget_s=args.encoder_budget_s,
-                                                                                 seed=getattr(args, "seed", 0))
+    mapping = MappingConfig(max_keyframes=args.max_keyframes)
+    if args.merge_voxel is not None:
+        mapping = replace(mapping, merge_voxel=args.merge_voxel)
+    return mapping, EncoderTrainConfig(budget_s=args.encoder_budget_s, seed=getattr(args, "seed", 0))
 
 
 def cmd_build(args: argparse.Namespace) -> int:
