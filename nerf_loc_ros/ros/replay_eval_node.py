@@ -3,8 +3,9 @@
 Subscribes the localizer's ``~/status`` (every processed frame, with latencies) and ``~/pose`` (published on OK
 frames; pose of ``base_frame`` or of the camera), and the ground-truth topic (PoseStamped of the camera optical
 frame), and counts the ``map_frame -> tf_child_frame`` transforms on ``/tf`` so the report says whether TF was
-published for every localized frame. When no status arrived for ``idle_timeout`` seconds after the first one (the bag ended), it writes the
-same ``metrics.json`` and plots as ``nerf-loc replay`` to ``out_dir`` and exits.
+published for every localized frame. When no status arrived for ``idle_timeout`` seconds (steady clock) after
+the first one (the bag ended), it writes the same ``metrics.json`` and plots as ``nerf-loc replay`` to ``out_dir``
+and exits.
 """
 
 from __future__ import annotations
