@@ -104,3 +104,39 @@ def test_fpfh_baseline_registers_two_samplings_of_a_nerf(procedural_loc_map):
     shift[0, 3] = 100.0 * extent
     far = source.transformed(shift)
     assert FPFHRegistrar().register(far, target, init=np.eye(4)).status == RegistrationStatus.FAILED
+
+
+def test_view_splits_reach_the_requested_overlap():
+    """Two contiguous runs of the procedural mapping session at 30 / 50 / 80 % surface overlap."""
+    from nerf_loc_ros.datasets import load_dataset
+    from nerf_loc_ros.registration.pairs import split_views_for_overlap, visibility
+
+    data = load_dataset("procedural:seed=5:frames=40:size=96x72", "mapping")
+    pts = depth_points(data, per_image=500, seed=0)
+    vis = visibility(pts, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))])
+    assert vis.any(0).mean() > 0.99  # every depth point is seen by the camera that measured it
+    splits = {}
+    for target in (0.3, 0.5, 0.8):
+        s = split_views_for_overlap(vis, target)
+        assert abs(s.overlap - target) < 0.08, (target, s.overlap)
+        assert s.a[0] == 0 and s.b[-1] == len(data) - 1 and len(s.a) >= 3 and len(s.b) >= 3
+        assert np.all(np.diff(s.a) == 1) and np.all(np.diff(s.b) == 1)
+        splits[target] = s
+    assert len(splits[0.3].a) <= len(splits[0.8].a)  # more overlap needs longer runs
+    with pytest.raises(ValueError, match="overlap"):
+        split_views_for_overlap(vis, 1.2)
+
+
+def test_moved_capture_sees_the_moved_scene():
+    from nerf_loc_ros.datasets import load_dataset
+    from nerf_loc_ros.geometry import is_rigid
+    from nerf_loc_ros.registration.pairs import move_cameras, random_rigid_transform
+
+    rng = np.random.default_rng(4)
+    T = random_rigid_transform(rng, max_angle_deg=90, max_translation=2.0)
+    assert is_rigid(T) and np.linalg.norm(T[:3, 3]) <= 2.0
+    data = load_dataset("procedural:seed=5:frames=6:size=64x48", "mapping")
+    moved = move_cameras(data, T)
+    before, after = depth_points(data, per_image=50, seed=0), depth_points(moved, per_image=50, seed=0)
+    assert np.allclose(after, before @ T[:3, :3].T + T[:3, 3], atol=1e-6)
+    assert np.array_equal(data.T_world_cam.shape, moved.T_world_cam.shape)

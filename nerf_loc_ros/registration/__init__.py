@@ -2,6 +2,7 @@
 registration methods and their evaluation."""
 
 from .fpfh import FPFHConfig, FPFHRegistrar
+from .pairs import ViewSplit, move_cameras, random_rigid_transform, split_views_for_overlap, visibility
 from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
 from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, surface_cells
 
@@ -12,9 +13,14 @@ __all__ = [
     "RegistrationResult",
     "RegistrationStatus",
     "SamplingConfig",
+    "ViewSplit",
     "cloud_extent",
     "farthest_point_sampling",
+    "move_cameras",
+    "random_rigid_transform",
     "registration_errors",
     "sample_nerf_points",
+    "split_views_for_overlap",
     "surface_cells",
+    "visibility",
 ]
