@@ -142,8 +142,9 @@ def sample_nerf_points(model: NerfModel, config: SamplingConfig | None = None) -
     # march from free space (+march_cells) back through the point (-march_cells): first solid sample = surface
     offsets = torch.linspace(cfg.march_cells, -cfg.march_cells, cfg.march_steps, device=dev) * cell
     X = []
-    for lo in range(0, len(x), max(1, cfg.chunk // cfg.march_steps)):
-        xc, nc = x[lo:lo + cfg.chunk // cfg.march_steps], normal[lo:lo + cfg.chunk // cfg.march_steps]
+    rays = max(1, cfg.chunk // cfg.march_steps)
+    for lo in range(0, len(x), rays):
+        xc, nc = x[lo:lo + rays], normal[lo:lo + rays]
         pts = xc[:, None] + nc[:, None] * offsets[None, :, None]  # [n x S x 3]
         alpha = 1 - torch.exp(-field.density(pts.reshape(-1, 3)).reshape(len(xc), -1) * cell)
         solid = alpha > cfg.alpha_threshold
