@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from ..geometry import is_rigid
-from .manifest import FORMAT_VERSION, MapError, atomic_dir, read_manifest
+from .manifest import FORMAT_VERSION, MapError, atomic_dir, read_manifest, read_versioned_yaml
 
 __all__ = ["SUBMAPS_FILE", "Submap", "GlobalMap", "create_global_map", "load_global_map", "add_submap"]
 
@@ -60,6 +60,10 @@ class GlobalMap:
         raise KeyError(f"no submap '{submap_id}' in {self.path}")
 
 
+def _rigid_4x4(T: np.ndarray) -> bool:
+    return T.shape == (4, 4) and bool(np.isfinite(T).all()) and is_rigid(T)
+
+
 def _link_or_copy_tree(src: Path, dst: Path) -> None:
     def link(s, d):
         try:
@@ -70,18 +74,27 @@ def _link_or_copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link)
 
 
-def _write_index(directory: Path, frame_id: str, submaps: list[Submap]) -> None:
+def _write_global_map(path: Path, frame_id: str, submaps: list[Submap], overwrite: bool) -> GlobalMap:
+    """Write validated ``submaps`` (their directories anywhere) as the global map at ``path``, atomically."""
     entries = [{"id": s.id, "directory": s.id, "T_global_submap": np.asarray(s.T_global_submap, float).tolist(),
                 "registration": s.registration, "source": s.source, "added": s.added} for s in submaps]
     content = {"format_version": FORMAT_VERSION, "frame_id": frame_id, "submaps": entries}
-    (directory / SUBMAPS_FILE).write_text(yaml.safe_dump(content, sort_keys=False))
+    try:  # before anything is written
+        index = yaml.safe_dump(content, sort_keys=False)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"registration info must hold plain numbers, strings, lists and dicts: {exc}") from exc
+    with atomic_dir(path, overwrite=overwrite) as tmp:
+        for s in submaps:
+            _link_or_copy_tree(s.path, tmp / s.id)
+        (tmp / SUBMAPS_FILE).write_text(index)
+    return GlobalMap(path, frame_id, [replace(s, path=path / s.id) for s in submaps])
 
 
 def _new_submap(submap_dir: Path, submap_id: str, T: np.ndarray, registration: dict) -> Submap:
     if not _ID.match(submap_id):
         raise ValueError(f"submap id '{submap_id}': use 1-64 letters, digits or underscores (it names a TF frame)")
     T = np.asarray(T, np.float64)
-    if T.shape != (4, 4) or not np.isfinite(T).all() or not is_rigid(T):
+    if not _rigid_4x4(T):
         raise ValueError(f"T_global_submap of '{submap_id}' is not a finite rigid 4x4 transform")
     manifest = read_manifest(submap_dir)  # a broken submap is rejected before anything is written
     return Submap(submap_id, Path(submap_dir), T, dict(registration), str(manifest.get("name", "")),
@@ -92,10 +105,7 @@ def create_global_map(path: Path, first_submap: Path, submap_id: str = "0", fram
                       overwrite: bool = False) -> GlobalMap:
     """Start a global map at ``path`` from one map directory, which defines the global frame."""
     sub = _new_submap(Path(first_submap), submap_id, np.eye(4), {"method": "reference", "status": "OK"})
-    with atomic_dir(Path(path), overwrite=overwrite) as tmp:
-        _link_or_copy_tree(sub.path, tmp / sub.id)
-        _write_index(tmp, frame_id, [sub])
-    return load_global_map(path)
+    return _write_global_map(Path(path), frame_id, [sub], overwrite)
 
 
 def load_global_map(path: Path) -> GlobalMap:
@@ -104,18 +114,9 @@ def load_global_map(path: Path) -> GlobalMap:
     index = path / SUBMAPS_FILE
     if not index.is_file():
         raise MapError(f"{index}: missing; {path} is not a global map")
-    try:
-        content = yaml.safe_load(index.read_text())
-    except yaml.YAMLError as exc:
-        raise MapError(f"{index}: not valid YAML ({exc})") from exc
-    if not isinstance(content, dict) or not isinstance(content.get("submaps"), list):
+    content = read_versioned_yaml(index, "global map index")
+    if not isinstance(content.get("submaps"), list):
         raise MapError(f"{index}: not a submap index (no 'submaps' list)")
-    version = content.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise MapError(f"{index}: invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise MapError(f"{index}: format version {version} is newer than this nerf_loc_ros supports "
-                       f"({FORMAT_VERSION}); update nerf_loc_ros")
     submaps, seen = [], set()
     for k, e in enumerate(content["submaps"]):
         try:
@@ -125,7 +126,7 @@ def load_global_map(path: Path) -> GlobalMap:
             raise MapError(f"{index}: submap entry {k} is malformed ({exc})") from exc
         if sid in seen or not _ID.match(sid) or Path(directory).name != directory:
             raise MapError(f"{index}: submap entry {k} has a duplicate or invalid id/directory ('{sid}')")
-        if T.shape != (4, 4) or not np.isfinite(T).all() or not is_rigid(T):
+        if not _rigid_4x4(T):
             raise MapError(f"{index}: T_global_submap of '{sid}' is not a finite rigid 4x4 transform")
         read_manifest(path / directory)
         seen.add(sid)
@@ -150,13 +151,4 @@ def add_submap(path: Path, submap_dir: Path, T_global_submap: np.ndarray, regist
     if submap_id in taken:
         raise ValueError(f"{path}: a submap '{submap_id}' exists already")
     sub = _new_submap(Path(submap_dir), submap_id, T_global_submap, registration)
-    try:  # fail now on values YAML cannot store, not half-way through the merge
-        yaml.safe_dump(sub.registration)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"registration info must hold plain numbers, strings, lists and dicts: {exc}") from exc
-    with atomic_dir(Path(path), overwrite=True) as tmp:
-        for s in current.submaps:
-            _link_or_copy_tree(s.path, tmp / s.id)
-        _link_or_copy_tree(sub.path, tmp / sub.id)
-        _write_index(tmp, current.frame_id, current.submaps + [sub])
-    return load_global_map(path)
+    return _write_global_map(Path(path), current.frame_id, current.submaps + [sub], overwrite=True)

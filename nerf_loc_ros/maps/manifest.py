@@ -55,6 +55,29 @@ def write_manifest(directory: Path, content: dict, components: list[str]) -> dic
     return manifest
 
 
+def read_versioned_yaml(path: Path, kind: str) -> dict:
+    """A YAML mapping with a supported ``format_version`` (map manifests, global-map indices).
+
+    Raises:
+        MapError: invalid YAML, not a mapping with an integer ``format_version >= 1``, or a newer version.
+    """
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise MapError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(content, dict) or "format_version" not in content:
+        raise MapError(f"{path}: not a {kind} (no format_version)")
+    version = content["format_version"]
+    if not isinstance(version, int) or version < 1:
+        raise MapError(f"{path}: invalid format_version {version!r}")
+    if version > FORMAT_VERSION:
+        raise MapError(
+            f"{path}: {kind} format version {version} is newer than this nerf_loc_ros supports ({FORMAT_VERSION}); "
+            "update nerf_loc_ros"
+        )
+    return content
+
+
 def read_manifest(directory: Path, required: tuple[str, ...] = ()) -> dict:
     """Read and validate ``manifest.yaml`` of a map directory; checks every listed component's size and sha256.
 
@@ -70,20 +93,7 @@ def read_manifest(directory: Path, required: tuple[str, ...] = ()) -> dict:
     path = directory / MANIFEST
     if not path.is_file():
         raise MapError(f"{path}: missing; {directory} is not a nerf_loc_ros map")
-    try:
-        manifest = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise MapError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(manifest, dict) or "format_version" not in manifest:
-        raise MapError(f"{path}: not a map manifest (no format_version)")
-    version = manifest["format_version"]
-    if not isinstance(version, int) or version < 1:
-        raise MapError(f"{path}: invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise MapError(
-            f"{path}: map format version {version} is newer than this nerf_loc_ros supports ({FORMAT_VERSION}); "
-            "update nerf_loc_ros"
-        )
+    manifest = read_versioned_yaml(path, "map manifest")
     comps = manifest.get("components") or {}
     for name in required:
         if name not in comps:
