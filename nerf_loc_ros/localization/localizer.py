@@ -139,7 +139,9 @@ class Localizer:
         self._numpy_blas = ThreadpoolController().select(internal_api="openblas")
 
     # ------------------------------------------------------------------ stages
-    def _candidates(self, T_prior: np.ndarray | None, global_desc: np.ndarray) -> np.ndarray:
+    def candidate_keyframes(self, T_prior: np.ndarray | None, global_desc: np.ndarray) -> np.ndarray:
+        """Keyframe indices to match against: the ``prior_k`` nearest a pose prior, else the VLAD top-k of the
+        query's global descriptor (shared with the SIFT baseline, so both see the same keyframes)."""
         cfg = self.config
         if T_prior is not None:
             return self.db.nearest_keyframes(T_prior, cfg.prior_k)
@@ -224,7 +226,7 @@ class Localizer:
         feats = self.backbone(image)
         desc2d = sample_dense(self.encoder.image_head(feats.dense), feats.normalized_keypoints())
         t = lap("backbone", t)
-        kfs = self._candidates(prior, vlad(feats.descriptors.cpu().numpy(), self.db.codebook))
+        kfs = self.candidate_keyframes(prior, vlad(feats.descriptors.cpu().numpy(), self.db.codebook))
         cand = self.db.observed_points(kfs)
         t = lap("retrieval", t)
         res = LocalizationResult(Status.FAILED, keyframes=[int(k) for k in kfs], keypoints=feats.keypoints,

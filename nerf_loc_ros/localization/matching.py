@@ -58,19 +58,24 @@ def dual_softmax_nll(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature: 
     return -(2 * sim[idx_2d, idx_3d] - lr[idx_2d] - lc[idx_3d]).mean()
 
 
+def _segment_max(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    """Max of ``values [P]`` grouped by ``index [P]`` into ``[size]`` (-inf for empty groups)."""
+    mx = torch.full((size,), float("-inf"), dtype=values.dtype, device=values.device)
+    return mx.scatter_reduce(0, index, values, reduce="amax", include_self=True)
+
+
 def _segment_logsumexp(values: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     """``log sum exp`` of ``values [P]`` grouped by ``index [P]`` into ``[size]`` (-inf for empty groups)."""
-    mx = torch.full((size,), float("-inf"), dtype=values.dtype, device=values.device)
-    mx = mx.scatter_reduce(0, index, values, reduce="amax", include_self=True)
+    mx = _segment_max(values, index, size)
     safe = torch.where(torch.isfinite(mx), mx, torch.zeros_like(mx))
-    total = torch.zeros(size, dtype=values.dtype, device=values.device).index_add_(0, index, (values - safe[index]).exp())
+    total = torch.zeros(size, dtype=values.dtype, device=values.device)
+    total.index_add_(0, index, (values - safe[index]).exp())
     return total.log() + safe
 
 
 def _segment_argmax(values: torch.Tensor, index: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per group of ``index``: max of ``values`` and the position (into ``values``) where it is reached (-1: empty)."""
-    mx = torch.full((size,), float("-inf"), dtype=values.dtype, device=values.device)
-    mx = mx.scatter_reduce(0, index, values, reduce="amax", include_self=True)
+    mx = _segment_max(values, index, size)
     pos = torch.arange(len(values), device=values.device)
     hit = values == mx[index]
     arg = torch.full((size,), -1, dtype=torch.long, device=values.device)

@@ -62,7 +62,7 @@ class SiftLocalizer:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         feats = self.retrieval.backbone(image)
-        kfs = self.retrieval._candidates(prior, vlad(feats.descriptors.cpu().numpy(), self.db.codebook))
+        kfs = self.retrieval.candidate_keyframes(prior, vlad(feats.descriptors.cpu().numpy(), self.db.codebook))
         t1 = time.perf_counter()
         timings["retrieval"] = (t1 - t0) * 1e3
         kp, desc = self._detect(image)

@@ -112,7 +112,8 @@ class NerfField(nn.Module):
         Without ``d`` only density and the embedding are computed (no colour).
         """
         sigma, feat = self._geometry(x)
-        rgb = None
-        if d is not None:
-            rgb = torch.sigmoid(self.color_mlp(torch.cat([feat, spherical_harmonics(d)], dim=-1)))
-        return FieldOutput(sigma=sigma, rgb=rgb, feature=feat)
+        return FieldOutput(sigma=sigma, rgb=None if d is None else self.color(feat, d), feature=feat)
+
+    def color(self, feature: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Colour ``[N x 3]`` in [0, 1] of embeddings ``[N x C]`` seen along unit directions ``[N x 3]``."""
+        return torch.sigmoid(self.color_mlp(torch.cat([feature, spherical_harmonics(d)], dim=-1)))

@@ -47,12 +47,6 @@ def visibility(points: np.ndarray, T_world_cam: np.ndarray, K: np.ndarray, sizes
     return out
 
 
-def _overlap(vis: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    sa, sb = vis[a].any(0), vis[b].any(0)
-    smaller = min(sa.sum(), sb.sum())
-    return float((sa & sb).sum() / smaller) if smaller else 0.0
-
-
 def split_views_for_overlap(vis: np.ndarray, overlap: float, min_views: int = 3) -> ViewSplit:
     """Split ``V`` views (rows of :func:`visibility`, in capture order) into a prefix ``A`` and a suffix ``B``
     whose surface overlap is as close as possible to ``overlap`` (in ``(0, 1)``).
@@ -66,13 +60,17 @@ def split_views_for_overlap(vis: np.ndarray, overlap: float, min_views: int = 3)
         raise ValueError(f"overlap must be in (0, 1), got {overlap}")
     if V < 2 * min_views:
         raise ValueError(f"need at least {2 * min_views} views for a pair, got {V}")
+    seen_by_prefix = np.logical_or.accumulate(vis, axis=0)  # [k]: seen by views 0..k
+    seen_by_suffix = np.logical_or.accumulate(vis[::-1], axis=0)  # [k]: seen by the last k + 1 views
     best = None
     for m in range(min_views, V + 1):
         for ma, mb in ((m, m), (m + 1, m), (m, m + 1)):
-            a, b = np.arange(min(ma, V)), np.arange(max(0, V - mb), V)
-            ov = _overlap(vis, a, b)
+            ma, mb = min(ma, V), min(mb, V)
+            sa, sb = seen_by_prefix[ma - 1], seen_by_suffix[mb - 1]
+            smaller = min(sa.sum(), sb.sum())
+            ov = float((sa & sb).sum() / smaller) if smaller else 0.0
             if best is None or abs(ov - overlap) < abs(best.overlap - overlap):
-                best = ViewSplit(a, b, ov)
+                best = ViewSplit(np.arange(ma), np.arange(V - mb, V), ov)
     assert best is not None
     return best
 

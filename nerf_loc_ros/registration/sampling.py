@@ -167,12 +167,7 @@ def sample_nerf_points(model: NerfModel, config: SamplingConfig | None = None) -
     X, Fe, S = X[inside], Fe[inside], S[inside]
     dirs = torch.tensor([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
                         dtype=X.dtype, device=dev)
-    colors = torch.zeros(len(X), 3, device=dev)
-    for d in dirs:
-        for lo in range(0, len(X), cfg.chunk):
-            xc = X[lo:lo + cfg.chunk]
-            colors[lo:lo + cfg.chunk] += field(xc, d.expand(len(xc), 3)).rgb
-    colors /= len(dirs)
+    colors = sum(field.color(Fe, d.expand(len(Fe), 3)) for d in dirs) / len(dirs)
     return NerfPointCloud(X.cpu().numpy().astype(np.float32), Fe.cpu().numpy().astype(np.float32),
                           colors.cpu().numpy().astype(np.float32), S.cpu().numpy().astype(np.float32))
 

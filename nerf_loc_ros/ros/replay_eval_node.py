@@ -58,7 +58,6 @@ class ReplayEvalNode(Node):
         self.tf_buffer = Buffer()
         self.tf_listener = TransformListener(self.tf_buffer, self)
         self.statuses: dict[int, tuple[str, dict[str, float]]] = {}
-        self.poses: dict[int, np.ndarray] = {}
         self.body_poses: list[tuple[int, np.ndarray]] = []
         self.gts: dict[int, np.ndarray] = {}
         self.tf_stamps: set[int] = set()
