@@ -12,7 +12,7 @@ import logging
 import sys
 
 #: Modules of nerf_loc_ros.cli that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("demo", "data", "bag", "map", "localize", "bench")
+COMMAND_MODULES = ("demo", "data", "bag", "map", "localize", "registration", "bench")
 
 log = logging.getLogger("nerf_loc_ros")
 

@@ -21,6 +21,7 @@ All points are in the map's world frame (map units).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -58,25 +59,54 @@ class SamplingConfig:
 @dataclass
 class NerfPointCloud:
     """Dense NeRF samples: ``points [N x 3]`` (world frame, map units), ``features [N x C]`` (NeRF embedding),
-    ``colors [N x 3]`` in [0, 1], ``density [N]`` (per map unit)."""
+    ``colors [N x 3]`` in [0, 1], ``density [N]`` (per map unit) and ``normals [N x 3]``: unit directions
+    towards the seen free space the point was reached from (a coarse outward normal, from the occupancy grid)."""
 
     points: np.ndarray
     features: np.ndarray
     colors: np.ndarray
     density: np.ndarray
+    normals: np.ndarray
+
+    _FIELDS = ("points", "features", "colors", "density", "normals")
 
     def __len__(self) -> int:
         return len(self.points)
 
     def subset(self, idx: np.ndarray) -> "NerfPointCloud":
         """The points at ``idx`` (indices or a boolean mask)."""
-        return NerfPointCloud(self.points[idx], self.features[idx], self.colors[idx], self.density[idx])
+        return NerfPointCloud(*(getattr(self, k)[idx] for k in self._FIELDS))
 
     def transformed(self, T_new_old: np.ndarray) -> "NerfPointCloud":
-        """The cloud with its points mapped by the rigid ``[4 x 4]`` transform (features are frame-free)."""
+        """The cloud with its points and normals mapped by the rigid ``[4 x 4]`` transform (features are
+        frame-free)."""
         T = np.asarray(T_new_old, np.float64)
         pts = (self.points.astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
-        return NerfPointCloud(pts, self.features, self.colors, self.density)
+        normals = (self.normals.astype(np.float64) @ T[:3, :3].T).astype(np.float32)
+        return NerfPointCloud(pts, self.features, self.colors, self.density, normals)
+
+    def save(self, path: Path) -> None:
+        """Write the cloud as an uncompressed ``.npz`` (no pickled objects)."""
+        np.savez(path, **{k: np.ascontiguousarray(getattr(self, k), np.float32) for k in self._FIELDS})
+
+    @classmethod
+    def load(cls, path: Path) -> "NerfPointCloud":
+        """Read a cloud written by :meth:`save`; a missing array, a shape mismatch or a non-finite value is a
+        ``ValueError`` naming the file."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: np.asarray(z[k], np.float32) for k in cls._FIELDS}
+        except KeyError as exc:
+            raise ValueError(f"{path}: not a NeRF point cloud (missing {exc})") from None
+        n = len(arrays["points"])
+        shapes_ok = (arrays["points"].shape == (n, 3) and arrays["colors"].shape == (n, 3)
+                     and arrays["normals"].shape == (n, 3) and arrays["density"].shape == (n,)
+                     and arrays["features"].ndim == 2 and len(arrays["features"]) == n)
+        if not shapes_ok:
+            raise ValueError(f"{path}: inconsistent array shapes {({k: v.shape for k, v in arrays.items()})}")
+        if not all(np.isfinite(v).all() for v in arrays.values()):
+            raise ValueError(f"{path}: non-finite values in the point cloud")
+        return cls(**arrays)
 
 
 def surface_cells(occupied: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
@@ -141,7 +171,7 @@ def sample_nerf_points(model: NerfModel, config: SamplingConfig | None = None) -
     field.eval()
     # march from free space (+march_cells) back through the point (-march_cells): first solid sample = surface
     offsets = torch.linspace(cfg.march_cells, -cfg.march_cells, cfg.march_steps, device=dev) * cell
-    X = []
+    X, N = [], []
     rays = max(1, cfg.chunk // cfg.march_steps)
     for lo in range(0, len(x), rays):
         xc, nc = x[lo:lo + rays], normal[lo:lo + rays]
@@ -155,21 +185,22 @@ def sample_nerf_points(model: NerfModel, config: SamplingConfig | None = None) -
         t = ((cfg.alpha_threshold - a0) / (a1 - a0).clamp_min(1e-6)).clamp(0, 1)[:, None]
         p0, p1 = pts[ok, k - 1], pts[ok, k]
         X.append(p0 + t * (p1 - p0))
-    X = torch.cat(X) if X else x[:0]
+        N.append(nc[ok])
+    X, N = (torch.cat(X), torch.cat(N)) if X else (x[:0], normal[:0])
     if len(X) == 0:
         raise ValueError(f"no surface found (alpha > {cfg.alpha_threshold}) near the occupied cells; is the map "
                          "trained?")
     if len(X) > cfg.max_points:
-        X = X[torch.randperm(len(X), generator=g)[: cfg.max_points].to(dev)]
+        keep = torch.randperm(len(X), generator=g)[: cfg.max_points].to(dev)
+        X, N = X[keep], N[keep]
     out = [field(xc) for xc in torch.split(X, cfg.chunk)]
     Fe, S = torch.cat([o.feature for o in out]), torch.cat([o.sigma for o in out])
     inside = S > 0  # the march may step out of the scene box (zero density there)
-    X, Fe, S = X[inside], Fe[inside], S[inside]
+    X, N, Fe, S = X[inside], N[inside], Fe[inside], S[inside]
     dirs = torch.tensor([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
                         dtype=X.dtype, device=dev)
     colors = sum(field.color(Fe, d.expand(len(Fe), 3)) for d in dirs) / len(dirs)
-    return NerfPointCloud(X.cpu().numpy().astype(np.float32), Fe.cpu().numpy().astype(np.float32),
-                          colors.cpu().numpy().astype(np.float32), S.cpu().numpy().astype(np.float32))
+    return NerfPointCloud(*(a.cpu().numpy().astype(np.float32) for a in (X, Fe, colors, S, N)))
 
 
 def farthest_point_sampling(points: np.ndarray, num: int, seed: int = 0) -> np.ndarray:
