@@ -10,27 +10,23 @@ from scipy.spatial import cKDTree
 from nerf_loc_ros.maps import load_map
 from nerf_loc_ros.nerf import FieldConfig, NerfModel, OccupancyConfig, SceneBox
 from nerf_loc_ros.nerf.scene_box import depth_points
-from nerf_loc_ros.registration import SamplingConfig, farthest_point_sampling, sample_nerf_points, surface_cells
-
-
-def test_surface_cells_are_the_seen_shell_of_a_solid():
-    occupied = torch.zeros(12, 12, 12, dtype=torch.bool)
-    occupied[3:9, 3:9, 3:9] = True  # a 6^3 solid block
-    seen = torch.ones_like(occupied)
-    shell = surface_cells(occupied, seen)
-    assert shell.sum() == 6**3 - 4**3  # the inner 4^3 cells touch no free space
-    assert not shell[5, 5, 5] and shell[3, 5, 5] and shell[8, 8, 8]
-    seen[:6] = False  # half the scene never observed: its free space proves nothing
-    shell = surface_cells(occupied, seen)
-    assert not shell[3, 5, 5] and shell[8, 5, 5] and not shell[:6].any()
+from nerf_loc_ros.registration import SamplingConfig, farthest_point_sampling, sample_nerf_points
 
 
 def test_sampling_an_untrained_map_is_a_clear_error():
-    model = NerfModel.create(SceneBox((-1.0,) * 3, (1.0,) * 3),
+    from nerf_loc_ros.datasets import load_dataset
+    from nerf_loc_ros.maps import MapCameras
+
+    data = load_dataset("procedural:seed=5:frames=4:size=64x48", "mapping")
+    lo, hi = data.extras["scene_bounds"]
+    model = NerfModel.create(SceneBox(tuple(lo), tuple(hi)),
                              FieldConfig(resolutions=(16,), channels=(4,), feature_dim=8, hidden_dim=16,
                                          color_hidden_dim=16), OccupancyConfig(resolution=16))
-    with pytest.raises(ValueError, match="no occupied surface cells"):
-        sample_nerf_points(model)  # a fresh grid is all occupied: no free space, no surface
+    with torch.no_grad():  # an empty field: no density anywhere
+        for p in model.field.parameters():
+            p.zero_()
+    with pytest.raises(ValueError, match="surface"):
+        sample_nerf_points(model, MapCameras.of(data))
 
 
 def test_farthest_point_sampling_spreads_over_the_cloud():
@@ -45,8 +41,11 @@ def test_farthest_point_sampling_spreads_over_the_cloud():
 
 def test_sampled_points_lie_on_the_true_surface(procedural_loc_map):
     path, mapping, _ = procedural_loc_map
-    model = load_map(path).model
-    cloud = sample_nerf_points(model, SamplingConfig(max_points=6000, seed=3))
+    nerf_map = load_map(path)
+    model = nerf_map.model
+    assert nerf_map.cameras is not None and len(nerf_map.cameras) == len(mapping)  # stored with the map
+    assert np.allclose(nerf_map.cameras.T_world_cam, mapping.T_world_cam)
+    cloud = sample_nerf_points(model, nerf_map.cameras, SamplingConfig(max_points=6000, seed=3))
     assert 2000 <= len(cloud) <= 6000
     assert cloud.features.shape == (len(cloud), model.field.config.feature_dim)
     assert np.isfinite(cloud.points).all() and np.isfinite(cloud.features).all()
@@ -60,6 +59,11 @@ def test_sampled_points_lie_on_the_true_surface(procedural_loc_map):
     # and it covers the measured surface, not one corner of it
     back, _ = cKDTree(cloud.points).query(gt[:: max(1, len(gt) // 5000)])
     assert np.median(back) < 0.01 * diag, np.median(back) / diag
+    # normals point to the free space the cameras saw: up on the floor, down under the ceiling (room frame)
+    top = float(mapping.extras["scene_bounds"][1][2])
+    floor, ceiling = cloud.points[:, 2] < 0.05, cloud.points[:, 2] > top - 0.05
+    assert floor.sum() > 50 and ceiling.sum() > 50
+    assert (cloud.normals[floor, 2] > 0).mean() > 0.95 and (cloud.normals[ceiling, 2] < 0).mean() > 0.95
     # rigid transform and subset keep the attributes with their points
     T = np.eye(4)
     T[:3, :3] = np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1]])
@@ -79,9 +83,9 @@ def test_fpfh_baseline_registers_two_samplings_of_a_nerf(procedural_loc_map):
 
     from nerf_loc_ros.registration import FPFHRegistrar, RegistrationStatus, cloud_extent, registration_errors
 
-    model = load_map(procedural_loc_map[0]).model
-    target = sample_nerf_points(model, SamplingConfig(max_points=15000, seed=1))
-    source = sample_nerf_points(model, SamplingConfig(max_points=15000, seed=2))
+    nerf_map = load_map(procedural_loc_map[0])
+    target = sample_nerf_points(nerf_map.model, nerf_map.cameras, SamplingConfig(max_points=15000, seed=1))
+    source = sample_nerf_points(nerf_map.model, nerf_map.cameras, SamplingConfig(max_points=15000, seed=2))
     T_gt = np.eye(4)  # T_target_source: the source map lives in a frame rotated and shifted from the target's
     T_gt[:3, :3] = Rotation.from_rotvec(np.deg2rad(40.0) * np.array([0.2, 0.3, 1.0]) / np.linalg.norm(
         [0.2, 0.3, 1.0])).as_matrix()

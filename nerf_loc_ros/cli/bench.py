@@ -43,6 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--out-dir", type=Path, default=None, help="keep the built map and the error-CDF plot here")
     lo.set_defaults(func=cmd_localize)
 
+    rg = bsub.add_parser("register", help="DeSC vs FPFH + RANSAC + ICP on the evaluation pairs of pair scenes")
+    rg.add_argument("--pairs", type=Path, nargs="+", required=True,
+                    help="pair scene directories (`nerf-loc make-pairs`); held out from DeSC training")
+    rg.add_argument("--methods", default="desc,fpfh", help="comma-separated: desc, fpfh (default desc,fpfh)")
+    rg.add_argument("--weights", type=Path, default=None, help="DeSC weights (default: the ones shipped)")
+    rg.add_argument("--no-resample", action="store_true",
+                    help="use the clouds cached in the pair scenes instead of sampling the maps (times exclude sampling)")
+    rg.add_argument("--json", type=Path, default=None, help="write the result JSON here")
+    rg.set_defaults(func=cmd_register)
+
 
 def cmd_nerf(args: argparse.Namespace) -> int:
     from ..evaluation.nerf_bench import format_table, run_nerf_benchmark
@@ -66,6 +76,18 @@ def cmd_localize(args: argparse.Namespace) -> int:
         json_path=args.json, out_dir=args.out_dir, device=args.device,
     )
     print(format_localize_table(result))
+    if args.json:
+        print(f"json: {args.json}")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from ..evaluation.register_bench import format_register_table, run_register_benchmark
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    result = run_register_benchmark(args.pairs, methods, weights=args.weights, resample=not args.no_resample,
+                                    json_path=args.json)
+    print(format_register_table(result))
     if args.json:
         print(f"json: {args.json}")
     return 0

@@ -36,6 +36,125 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default cpu)")
     p.set_defaults(func=cmd_make_pairs)
 
+    t = sub.add_parser("train-desc", help="train the DeSC registration network on pair scenes (resumable)")
+    t.add_argument("--pairs", type=Path, nargs="+", required=True, help="training pair scene directories")
+    t.add_argument("--eval-pairs", type=Path, nargs="*", default=[],
+                   help="held-out pair scene directories scored at the end (other scenes / seeds than --pairs)")
+    t.add_argument("--out", type=Path, required=True,
+                   help="checkpoint directory (resumes when it holds one); desc.safetensors and MODEL_CARD.md go here")
+    t.add_argument("--steps", type=int, default=3000, help="total training steps (default 3000)")
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    t.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    t.set_defaults(func=cmd_train_desc)
+
+    r = sub.add_parser("register", help="register two NeRF maps: T_target_source (DeSC or the FPFH baseline)")
+    r.add_argument("--source", type=Path, required=True, help="map to align (its frame is the source frame)")
+    r.add_argument("--target", type=Path, required=True, help="reference map")
+    _add_registrar_arguments(r)
+    r.add_argument("--json", type=Path, default=None, help="write the result JSON here")
+    r.set_defaults(func=cmd_register)
+
+    m = sub.add_parser("merge", help="register a submap against a global map and add it (atomic)")
+    m.add_argument("--global", dest="global_map", type=Path, required=True,
+                   help="global map directory (created from the submap with --create)")
+    m.add_argument("--submap", type=Path, required=True, help="NeRF map directory to merge")
+    m.add_argument("--id", default=None, help="submap id (default: the next free number)")
+    m.add_argument("--create", action="store_true", help="start a new global map whose frame is this submap's")
+    m.add_argument("--force", action="store_true", help="merge an AMBIGUOUS registration too (never a FAILED one)")
+    _add_registrar_arguments(m)
+    m.set_defaults(func=cmd_merge)
+
+
+def _add_registrar_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default="desc", choices=("desc", "fpfh"),
+                   help="desc (learned, default) or fpfh (Open3D FPFH + RANSAC + ICP baseline)")
+    p.add_argument("--weights", type=Path, default=None, help="DeSC weights (default: the ones shipped)")
+    p.add_argument("--init", type=Path, default=None,
+                   help="text file with a 4x4 initial guess (register: T_target_source; merge: T_global_submap)")
+
+
+def _registrar(args: argparse.Namespace):
+    if args.method == "fpfh":
+        from ..registration import FPFHRegistrar
+
+        return FPFHRegistrar()
+    from ..registration import DescRegistrar
+
+    return DescRegistrar(args.weights)
+
+
+def _read_init(path: Path | None):
+    import numpy as np
+
+    if path is None:
+        return None
+    T = np.loadtxt(path, dtype=np.float64)
+    from ..geometry import is_rigid
+
+    if T.shape != (4, 4) or not np.isfinite(T).all() or not is_rigid(T):
+        raise ValueError(f"{path}: the initial guess must be a rigid 4x4 matrix")
+    return T
+
+
+def _result_dict(res) -> dict:
+    return {"status": res.status.value, "T_target_source": None if res.T_target_source is None
+            else res.T_target_source.tolist(), "fitness": res.fitness, "inlier_rmse": res.inlier_rmse,
+            "correspondences": res.correspondences, "inliers": res.inliers, "reason": res.reason,
+            "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()}}
+
+
+def cmd_train_desc(args: argparse.Namespace) -> int:
+    from ..registration.trainer import DescTrainConfig, train_desc, write_trained_weights
+
+    cfg = DescTrainConfig(steps=args.steps, lr=args.lr, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                          threads=args.threads)
+    net, summary = train_desc(args.pairs, args.out, cfg)
+    path, card = write_trained_weights(net, summary, args.out, args.eval_pairs)
+    print(card)
+    print(f"weights: {path}")
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    import json
+
+    from ..maps import load_map
+
+    res = _registrar(args).register_maps(load_map(args.source), load_map(args.target), _read_init(args.init))
+    doc = _result_dict(res)
+    print(json.dumps(doc, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(doc, indent=2))
+    return 0 if res.ok else 1
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    import logging
+
+    from ..maps import create_global_map, load_map
+    from ..registration.merge import merge_submap
+
+    if args.create:
+        load_map(args.submap)  # validate before creating anything
+        g = create_global_map(args.global_map, args.submap, submap_id=args.id or "0")
+        print(f"created global map {args.global_map} with submap {g.submaps[0].id}")
+        return 0
+    out = merge_submap(args.global_map, args.submap, _registrar(args), _read_init(args.init), force=args.force,
+                       submap_id=args.id)
+    res = out.result
+    if not out.merged:
+        logging.getLogger(__name__).error("not merged: %s against submap %s (%s)%s", res.status.value,
+                                          out.target_id, res.reason or f"{res.inliers} inliers",
+                                          "; --force merges an AMBIGUOUS result" if res.status.value == "AMBIGUOUS"
+                                          else "")
+        return 1
+    print(f"merged {args.submap} into {args.global_map} as submap {out.global_map.submaps[-1].id} "
+          f"(against {out.target_id}: {res.status.value}, {res.inliers} inliers)")
+    print("T_global_submap:\n" + "\n".join(" ".join(f"{v: .6f}" for v in row) for row in out.T_global_submap))
+    return 0
+
 
 def cmd_make_pairs(args: argparse.Namespace) -> int:
     from ..datasets import load_dataset
@@ -46,7 +165,11 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, args.split)
     reference = None
     if args.reference_map is not None:
-        reference = sample_nerf_points(load_map(args.reference_map).model, SamplingConfig(max_points=40000)).points
+        ref = load_map(args.reference_map)
+        if ref.cameras is None:
+            raise ValueError(f"{args.reference_map}: the map has no training cameras (built before they were "
+                             "stored); rebuild it")
+        reference = sample_nerf_points(ref.model, ref.cameras, SamplingConfig(max_points=40000)).points
     budget = None if args.budget_min is None else 60.0 * args.budget_min
     scene = make_pair_scene(data, args.out, args.overlaps, TrainConfig(iterations=args.iterations,
                                                                        budget_seconds=budget),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..datasets import PosedImages
 from ..nerf import NerfTrainer, TrainConfig
-from .nerf_map import NerfMap, save_map
+from .nerf_map import MapCameras, NerfMap, save_map
 
 __all__ = ["build_map"]
 
@@ -34,6 +34,7 @@ def build_map(
         units="m" if data.metric else "arbitrary",
         training={**asdict(trainer.summary), "device": str(device)},
         source=data.source,
+        cameras=MapCameras.of(data),
     )
     if out is not None:
         save_map(nerf_map, Path(out), overwrite=overwrite)

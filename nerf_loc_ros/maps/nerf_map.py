@@ -6,6 +6,7 @@ map_dir/
                       components with sha256
   field.safetensors   field weights (feature planes float16, MLPs float32)
   occupancy.npz       packed occupancy and camera-visibility bits (allow_pickle=False)
+  cameras.npz         the training cameras: T_world_cam, K, image sizes (optional; maps before it lack it)
 ```
 Later stages add components (keyframes, encoder) through ``extra_components``.
 """
@@ -25,12 +26,51 @@ from safetensors.torch import load_file, save_file
 from ..nerf import FieldConfig, NerfModel, OccupancyConfig, RenderConfig, SceneBox
 from .manifest import MapError, atomic_dir, read_manifest, write_manifest
 
-__all__ = ["NerfMap", "save_map", "load_map", "map_info", "occupied_points"]
+__all__ = ["MapCameras", "NerfMap", "save_map", "load_map", "map_info", "occupied_points"]
 
 log = logging.getLogger(__name__)
 
 FIELD_FILE = "field.safetensors"
 OCCUPANCY_FILE = "occupancy.npz"
+CAMERAS_FILE = "cameras.npz"
+
+
+@dataclass
+class MapCameras:
+    """The cameras a map was trained from: ``T_world_cam [N x 4 x 4]`` (camera-to-world, OpenCV axes, map
+    frame), ``K [N x 3 x 3]`` and ``sizes [N x 2]`` (width, height in pixels)."""
+
+    T_world_cam: np.ndarray
+    K: np.ndarray
+    sizes: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.T_world_cam)
+
+    @classmethod
+    def of(cls, data) -> "MapCameras":
+        """The cameras of a :class:`~nerf_loc_ros.datasets.PosedImages`."""
+        return cls(np.asarray(data.T_world_cam, np.float64), np.asarray(data.K, np.float64),
+                   np.array([data.size(i) for i in range(len(data))], np.int64).reshape(-1, 2))
+
+    def transformed(self, T_new_old: np.ndarray) -> "MapCameras":
+        """The cameras in another frame: every pose becomes ``T_new_old @ T_world_cam``."""
+        return MapCameras(np.einsum("ij,njk->nik", np.asarray(T_new_old, np.float64), self.T_world_cam), self.K,
+                          self.sizes)
+
+    def save(self, path: Path) -> None:
+        np.savez(path, T_world_cam=self.T_world_cam, K=self.K, sizes=self.sizes)
+
+    @classmethod
+    def load(cls, path: Path) -> "MapCameras":
+        with np.load(path, allow_pickle=False) as z:
+            T, K, sizes = (np.asarray(z[k]) for k in ("T_world_cam", "K", "sizes"))
+        n = len(T)
+        if T.shape != (n, 4, 4) or K.shape != (n, 3, 3) or sizes.shape != (n, 2):
+            raise ValueError(f"shapes {T.shape}, {K.shape}, {sizes.shape} do not describe {n} cameras")
+        if not (np.isfinite(T).all() and np.isfinite(K).all() and (sizes > 0).all()):
+            raise ValueError("non-finite pose or intrinsics, or an empty image size")
+        return cls(T.astype(np.float64), K.astype(np.float64), sizes.astype(np.int64))
 
 
 @dataclass
@@ -45,6 +85,7 @@ class NerfMap:
     source: str = ""
     manifest: dict = field(default_factory=dict)  #: as loaded (empty for a map not yet saved)
     path: Path | None = None
+    cameras: MapCameras | None = None  #: training cameras (None for maps saved without them)
 
 
 def _field_tensors(model: NerfModel) -> dict[str, torch.Tensor]:
@@ -71,6 +112,9 @@ def save_map(
         save_file(_field_tensors(model), str(tmp / FIELD_FILE))
         np.savez_compressed(tmp / OCCUPANCY_FILE, **model.occupancy.state(with_density=False))
         names = [FIELD_FILE, OCCUPANCY_FILE]
+        if nerf_map.cameras is not None:
+            nerf_map.cameras.save(tmp / CAMERAS_FILE)
+            names.append(CAMERAS_FILE)
         for name, writer in (extra_components or {}).items():
             writer(tmp / name)
             names.append(name)
@@ -127,6 +171,12 @@ def load_map(path: Path, device: str | torch.device = "cpu") -> NerfMap:
             model.occupancy.load_state(dict(z))
     except (ValueError, KeyError, OSError) as exc:
         raise MapError(f"{path / OCCUPANCY_FILE}: invalid occupancy grid ({exc})") from exc
+    cameras = None
+    if CAMERAS_FILE in manifest["components"]:
+        try:
+            cameras = MapCameras.load(path / CAMERAS_FILE)
+        except (ValueError, KeyError, OSError) as exc:
+            raise MapError(f"{path / CAMERAS_FILE}: invalid training cameras ({exc})") from exc
     return NerfMap(
         model=model,
         name=str(manifest.get("name", path.name)),
@@ -136,6 +186,7 @@ def load_map(path: Path, device: str | torch.device = "cpu") -> NerfMap:
         source=str(manifest.get("source", "")),
         manifest=manifest,
         path=path,
+        cameras=cameras,
     )
 
 

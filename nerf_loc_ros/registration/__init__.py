@@ -1,17 +1,33 @@
-"""NeRF-to-NeRF registration for map merging (DeSC, DESIGN.md section 5): point sampling from NeRF maps,
-registration methods and their evaluation."""
+"""NeRF-to-NeRF registration for map merging (DeSC, DESIGN.md section 5): point sampling from NeRF maps, the DeSC
+network and registrar, the FPFH baseline, training pairs and merging into a global map."""
 
+from .base import Registrar, sample_map
+from .desc import DEFAULT_WEIGHTS, DescRegistrar, DescRegistrarConfig, load_desc_weights, save_desc_weights
+from .estimation import MatchConfig, weighted_kabsch
 from .fpfh import FPFHConfig, FPFHRegistrar
+from .merge import MergeOutcome, merge_submap
+from .network import DescConfig, DescNetwork
 from .pair_data import PairScene, RegistrationPair, SubmapRecord, load_pair_scene, make_pair_scene
 from .pairs import ViewSplit, move_cameras, random_rigid_transform, split_views_for_overlap, visibility
+from .preprocess import PrepareConfig, PreparedCloud, pair_voxel_size, prepare_cloud
 from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
-from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, surface_cells
+from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, visible_surface_cells
 
 __all__ = [
+    "DEFAULT_WEIGHTS",
+    "DescConfig",
+    "DescNetwork",
+    "DescRegistrar",
+    "DescRegistrarConfig",
     "FPFHConfig",
     "FPFHRegistrar",
+    "MatchConfig",
+    "MergeOutcome",
     "NerfPointCloud",
     "PairScene",
+    "PrepareConfig",
+    "PreparedCloud",
+    "Registrar",
     "RegistrationPair",
     "RegistrationResult",
     "RegistrationStatus",
@@ -20,13 +36,20 @@ __all__ = [
     "ViewSplit",
     "cloud_extent",
     "farthest_point_sampling",
+    "load_desc_weights",
     "load_pair_scene",
     "make_pair_scene",
+    "merge_submap",
     "move_cameras",
+    "pair_voxel_size",
+    "prepare_cloud",
     "random_rigid_transform",
     "registration_errors",
+    "sample_map",
     "sample_nerf_points",
+    "save_desc_weights",
     "split_views_for_overlap",
-    "surface_cells",
     "visibility",
+    "visible_surface_cells",
+    "weighted_kabsch",
 ]

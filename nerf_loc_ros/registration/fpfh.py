@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .base import Registrar
 from .result import RegistrationResult, RegistrationStatus, cloud_extent
 from .sampling import NerfPointCloud
 
@@ -54,7 +55,7 @@ class FPFHConfig:
     seed: int = 0
 
 
-class FPFHRegistrar:
+class FPFHRegistrar(Registrar):
     """``register(source, target, init=None) -> RegistrationResult`` with FPFH + RANSAC (+ ICP)."""
 
     def __init__(self, config: FPFHConfig | None = None):

@@ -77,6 +77,7 @@ class RegistrationPair:
     target: SubmapRecord
     overlap: float
     T_target_source: np.ndarray
+    key: str = ""  #: the target overlap in percent for evaluation pairs ("30", "50", "80")
 
 
 @dataclass
@@ -104,7 +105,7 @@ class PairScene:
 
     def evaluation_pairs(self) -> dict[str, RegistrationPair]:
         """The ``(a, b)`` pair of each target overlap whose submaps are both finished, keyed by percent."""
-        return {k: self.pair(t, s) for k, (t, s) in self.eval_pairs.items()
+        return {k: replace(self.pair(t, s), key=k) for k, (t, s) in self.eval_pairs.items()
                 if self.submaps[t].finished and self.submaps[s].finished}
 
 
@@ -178,7 +179,7 @@ def make_pair_scene(
         moved = replace(moved, source=f"{data.source} [{sub.name}]")
         nerf_map = build_map(moved, sub.map_path, replace(train, seed=seed * 1000 + i, progress=False),
                              overwrite=True)
-        cloud = sample_nerf_points(nerf_map.model, sampling)
+        cloud = sample_nerf_points(nerf_map.model, nerf_map.cameras, sampling)
         tmp = sub.directory / "cloud.tmp.npz"
         cloud.save(tmp)
         tmp.replace(sub.cloud_path)

@@ -1,18 +1,19 @@
 """Point clouds sampled from a NeRF map: the input of NeRF-to-NeRF registration (DeSC, DESIGN.md section 5).
 
-A NeRF has no point cloud; DeSC samples one from the occupancy grid and the density field:
+A NeRF has no point cloud; DeSC samples one from the occupancy grid and the density field, keeping only surface
+that the training cameras saw:
 
-1. candidate cells: occupied cells of the occupancy grid that touch *seen free space* (a seen, unoccupied
-   neighbour) — the surface shell a training camera could see, not the inside of objects and not cells no
-   camera observed; for contracted scenes only cells inside the scene box (the outer shell is far background
-   squeezed into a few cells);
-2. ``per_cell`` random points in each candidate cell, each moved onto the visible surface: from a point
-   ``march_cells`` cells out along the cell's free-space direction (the mean offset to its seen free
-   neighbours) it marches back and stops where the NeRF first becomes solid at the scale of a cell,
-   ``1 - exp(-sigma * cell) > alpha_threshold`` (a point whose march finds no surface is dropped). Without
-   the march, points inside the solid shell of a cell lie up to a cell behind the surface;
-3. per kept point: the view-independent NeRF embedding ``f(x)``, the density and the colour averaged over six
-   axis-aligned view directions (view-dependent effects average out);
+1. surface visibility: every training camera casts rays on a pixel grid (``rays_per_camera`` rays) through the
+   occupancy grid and, from the first occupied cell on, finds the first solid density sample: its cell is a
+   *visible surface cell*, and the mean direction back to the cameras that saw it is the cell's free-space side
+   (an outward normal). Frustum tests alone cannot tell the two sides of a wall apart; rays can;
+2. ``per_cell`` random points in each visible surface cell, each moved onto the surface: from a point
+   ``march_cells`` cells out along the cell's free-space direction it marches back and stops where the NeRF
+   first becomes solid at the scale of a cell, ``1 - exp(-sigma * cell) > alpha_threshold`` (a point whose march
+   finds no surface is dropped). For contracted scenes only cells inside the scene box count;
+3. per kept point: the view-independent NeRF embedding ``f(x)``, the density half a cell behind the surface
+   (how solid it is: at the point itself the density is the threshold by construction) and the colour averaged
+   over six axis-aligned view directions (view-dependent effects average out);
 4. superpoints by farthest-point sampling (:func:`farthest_point_sampling`).
 
 All points are in the map's world frame (map units).
@@ -26,9 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..maps import MapCameras
 from ..nerf import NerfModel
 
-__all__ = ["SamplingConfig", "NerfPointCloud", "surface_cells", "sample_nerf_points", "farthest_point_sampling"]
+__all__ = ["SamplingConfig", "NerfPointCloud", "visible_surface_cells", "sample_nerf_points", "farthest_point_sampling"]
 
 
 @dataclass
@@ -39,7 +41,7 @@ class SamplingConfig:
         max_points: at most this many dense points (a random subset of the kept ones).
         per_cell: random candidate points per surface cell.
         alpha_threshold: keep a point when ``1 - exp(-sigma * cell_size)`` exceeds this.
-        surface_only: only occupied cells next to seen free space (else every occupied, seen cell).
+        rays_per_camera: rays each training camera renders for the surface-visibility check.
         march_cells: start of the march in cells from the sampled point, towards free space.
         march_steps: samples per march (resolution ``2 * march_cells / march_steps`` cells).
         chunk: field evaluations per batch.
@@ -49,7 +51,7 @@ class SamplingConfig:
     max_points: int = 30000
     per_cell: int = 2
     alpha_threshold: float = 0.5
-    surface_only: bool = True
+    rays_per_camera: int = 2000
     march_cells: float = 2.5
     march_steps: int = 20
     chunk: int = 1 << 16
@@ -109,21 +111,67 @@ class NerfPointCloud:
         return cls(**arrays)
 
 
-def surface_cells(occupied: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """Occupied cells with a seen, unoccupied cell among their 26 neighbours (``[R x R x R]`` bool grids)."""
-    free = (seen & ~occupied).float()[None, None]
-    near_free = torch.nn.functional.max_pool3d(free, kernel_size=3, stride=1, padding=1)[0, 0] > 0
-    return occupied & seen & near_free
+@torch.no_grad()
+def visible_surface_cells(model: NerfModel, cameras: MapCameras, rays_per_camera: int = 2000,
+                          alpha_threshold: float = 0.5, search_cells: float = 12.0, chunk: int = 2048
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Occupancy cells where the training ``cameras`` see the NeRF's surface: flat cell indices ``[M]`` and
+    unit world directions ``[M x 3]`` from the cell towards the cameras that saw it (mean over its rays).
 
+    Each camera casts a ray through every ``stride``-th pixel (``rays_per_camera`` rays) and marches the occupancy
+    grid in half-cell steps through the scene box (the inner box of a contracted scene) to its first occupied
+    cell; from there, within ``search_cells`` cells, the first sample where the NeRF is solid at the scale of a
+    cell (``1 - exp(-sigma * cell) > alpha_threshold``) is what that pixel sees (occupied cells in front of it
+    are low-density fog). Only those few density samples per ray touch the network."""
+    from ..nerf.rays import box_intersection, image_rays
 
-def free_directions(occupied: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-    """Per cell, the sum of the grid offsets to its seen free neighbours (``[R x R x R x 3]``, grid axes):
-    an outward normal estimate for surface cells (zero where no neighbour is free)."""
-    free = (seen & ~occupied).float()[None, None]
-    o = torch.tensor([-1.0, 0.0, 1.0])
-    kernels = torch.stack([o[:, None, None].expand(3, 3, 3), o[None, :, None].expand(3, 3, 3),
-                           o[None, None, :].expand(3, 3, 3)])[:, None]  # [3 x 1 x 3 x 3 x 3]
-    return torch.nn.functional.conv3d(free, kernels.to(free.device), padding=1)[0].permute(1, 2, 3, 0)
+    occ, box = model.occupancy, model.box
+    dev = model.device
+    r3 = occ.resolution**3
+    count = torch.zeros(r3, device=dev)
+    towards = torch.zeros(r3, 3, device=dev)
+    cell = _cell_size(model)
+    step = 0.5 * cell
+    n_search = max(2, int(round(search_cells / 0.5)))
+    flat = occ.occupied.reshape(-1)
+    for T, K, (w, h) in zip(cameras.T_world_cam, cameras.K, cameras.sizes):
+        stride = max(1, int(np.sqrt(w * h / max(rays_per_camera, 1))))
+        o_all, d_all, _ = image_rays(K, T, int(w), int(h), stride)
+        d_all = d_all / d_all.norm(dim=1, keepdim=True)
+        for o, d in zip(torch.split(o_all.float().to(dev), chunk), torch.split(d_all.float().to(dev), chunk)):
+            t0, t1 = box_intersection(box, o, d)
+            t0 = t0.clamp_min(0)
+            hit_box = t1 > t0
+            if not hit_box.any():
+                continue
+            o, d, t0, t1 = o[hit_box], d[hit_box], t0[hit_box], t1[hit_box]
+            n_steps = int(torch.ceil((t1 - t0).max() / step)) + 1
+            t = t0[:, None] + step * (torch.arange(n_steps, device=dev, dtype=torch.float32)[None] + 0.5)  # [n x S]
+            u = box.to_grid(o[:, None] + d[:, None] * t[..., None])
+            valid = (t < t1[:, None]) & box.inside(u)
+            if box.contract:
+                valid &= u.abs().amax(-1) <= box.inner_fraction
+            idx = occ.index(u.reshape(-1, 3)).reshape(u.shape[:2])
+            occupied = flat[idx] & valid
+            seen = occupied.any(1)
+            if not seen.any():
+                continue
+            o, d, t, valid = o[seen], d[seen], t[seen], valid[seen]
+            k = (occupied[seen].float().argmax(1)[:, None]
+                 + torch.arange(n_search, device=dev)[None]).clamp_max(n_steps - 1)  # [n x L]
+            pts = o[:, None] + d[:, None] * t.gather(1, k)[..., None]
+            alpha = 1 - torch.exp(-model.field.density(pts.reshape(-1, 3)).reshape(k.shape) * cell)
+            solid = (alpha > alpha_threshold) & valid.gather(1, k)
+            hit = solid.any(1)
+            surface = pts[torch.arange(len(pts), device=dev), solid.float().argmax(1)][hit]
+            cells = occ.index(box.to_grid(surface))
+            count.index_add_(0, cells, torch.ones(len(cells), device=dev))
+            towards.index_add_(0, cells, -d[hit])
+    cells = torch.nonzero(count > 0)[:, 0]
+    direction = towards[cells]
+    norm = direction.norm(dim=1)
+    keep = norm > 1e-6  # seen from opposite sides equally: no free side to march from
+    return cells[keep], direction[keep] / norm[keep, None]
 
 
 def _cell_size(model: NerfModel) -> float:
@@ -136,39 +184,34 @@ def _cell_size(model: NerfModel) -> float:
 
 
 @torch.no_grad()
-def sample_nerf_points(model: NerfModel, config: SamplingConfig | None = None) -> NerfPointCloud:
-    """Dense surface points of a trained NeRF with embedding, colour and density (see the module docstring).
+def sample_nerf_points(model: NerfModel, cameras: MapCameras, config: SamplingConfig | None = None
+                       ) -> NerfPointCloud:
+    """Dense surface points of a trained NeRF seen by its training ``cameras``, with embedding, colour, density
+    and free-space normal (see the module docstring).
 
-    Raises ``ValueError`` when the NeRF has no solid surface cell (an untrained or empty map).
+    Raises ``ValueError`` when no camera sees a solid surface (an untrained or empty map).
     """
     cfg = config or SamplingConfig()
     occ = model.occupancy
     box = model.box
     dev = model.device
-    cells = surface_cells(occ.occupied, occ.seen) if cfg.surface_only else occ.occupied & occ.seen
-    idx = torch.nonzero(cells.reshape(-1))[:, 0].to(dev)
-    if box.contract:  # inner box only: cell centres within the box's share of the grid
-        centres = occ.cell_centres(idx)
-        idx = idx[centres.abs().amax(dim=1) <= box.inner_fraction]
+    model.field.eval()
+    idx, view = visible_surface_cells(model, cameras, cfg.rays_per_camera, cfg.alpha_threshold)
     if len(idx) == 0:
-        raise ValueError("the NeRF map has no occupied surface cells to sample (untrained or empty map?)")
+        raise ValueError("no training camera sees a solid surface in the NeRF map (untrained or empty map?)")
     g = torch.Generator(device="cpu").manual_seed(cfg.seed)
     cells_needed = -(-3 * cfg.max_points // cfg.per_cell)  # 3x what max_points needs: some marches fail
     if len(idx) > cells_needed:
-        idx = idx[torch.randperm(len(idx), generator=g)[:cells_needed].to(dev)]
+        pick = torch.randperm(len(idx), generator=g)[:cells_needed].to(dev)
+        idx, view = idx[pick], view[pick]
     r = occ.resolution
     jitter = torch.rand(len(idx), cfg.per_cell, 3, generator=g).to(dev) * (2 / r)  # grid units, within a cell
     corner = occ.cell_centres(idx)[:, None] - 1 / r
     u = (corner + jitter).reshape(-1, 3).clamp(-0.999999, 0.999999)
     x = box.from_grid(u)
-    normal_grid = free_directions(occ.occupied, occ.seen).reshape(-1, 3)[idx].repeat_interleave(cfg.per_cell, 0)
-    normal = normal_grid * torch.as_tensor(np.asarray(box.half_size), dtype=x.dtype, device=dev)  # grid -> world
-    normal = normal / normal.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    has_normal = normal_grid.abs().sum(1) > 0
-    x, normal = x[has_normal], normal[has_normal]
+    normal = view.repeat_interleave(cfg.per_cell, 0)
     cell = _cell_size(model)
     field = model.field
-    field.eval()
     # march from free space (+march_cells) back through the point (-march_cells): first solid sample = surface
     offsets = torch.linspace(cfg.march_cells, -cfg.march_cells, cfg.march_steps, device=dev) * cell
     X, N = [], []
@@ -194,7 +237,9 @@ def sample_nerf_points(model: NerfModel, config: SamplingConfig | None = None) -
         keep = torch.randperm(len(X), generator=g)[: cfg.max_points].to(dev)
         X, N = X[keep], N[keep]
     out = [field(xc) for xc in torch.split(X, cfg.chunk)]
-    Fe, S = torch.cat([o.feature for o in out]), torch.cat([o.sigma for o in out])
+    Fe = torch.cat([o.feature for o in out])
+    # density half a cell behind the surface: how solid the surface is (at the point itself it is the threshold)
+    S = torch.cat([field.density(xc) for xc in torch.split(X - 0.5 * cell * N, cfg.chunk)])
     inside = S > 0  # the march may step out of the scene box (zero density there)
     X, N, Fe, S = X[inside], N[inside], Fe[inside], S[inside]
     dirs = torch.tensor([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],

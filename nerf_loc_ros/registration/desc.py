@@ -1,0 +1,161 @@
+"""``DescRegistrar``: NeRF-to-NeRF registration with DeSC (DESIGN.md section 5).
+
+``register(source, target, init=None)`` takes two sampled NeRF point clouds (``register_maps``: two NeRF maps)
+and returns a :class:`~.result.RegistrationResult` with ``T_target_source``. Stages (``timings_ms``): prepare
+(voxel levels, normals, patches), network (descriptors), matching (coarse + fine), estimation (local-to-global
+weighted SVD), icp (point-to-plane on the fine points). Status:
+
+* ``FAILED`` when fewer than ``min_inliers`` correspondences agree on the best transform;
+* ``AMBIGUOUS`` when a *distinct* transform (rotation or translation apart by the configured margins) has at
+  least ``ambiguity_ratio`` of the best one's support - symmetric rooms and objects; the best transform is still
+  reported, but callers must not merge on it (the merge CLI / node have a force option);
+* ``OK`` otherwise.
+
+With ``init`` (an initial guess of ``T_target_source``, e.g. from odometry) the learned matching still runs; the
+hypothesis nearest the guess wins when it is among the well-supported ones, which resolves symmetric ambiguity.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .estimation import MatchConfig, estimate_transform, icp_point_to_plane, match_descriptors, rotation_angle_deg
+from .network import DescConfig, DescNetwork
+from .preprocess import PrepareConfig, pair_voxel_size, prepare_cloud
+from .result import RegistrationResult, RegistrationStatus
+from .base import Registrar
+from .sampling import NerfPointCloud, SamplingConfig
+
+__all__ = ["DEFAULT_WEIGHTS", "DescRegistrarConfig", "DescRegistrar", "save_desc_weights", "load_desc_weights"]
+
+DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "desc.safetensors"
+
+
+@dataclass
+class DescRegistrarConfig:
+    """Settings of :class:`DescRegistrar` (the network's own sizes come with its weights)."""
+
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    match: MatchConfig = field(default_factory=MatchConfig)
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_points=20000))
+    icp: bool = True  #: refine with point-to-plane ICP on the fine points
+    icp_voxels: float = 2.0  #: ICP correspondence distance in voxels
+    threads: int | None = None  #: torch CPU threads (None = leave as is)
+
+
+def save_desc_weights(network: DescNetwork, path: Path, metadata: dict | None = None) -> None:
+    """Write the network's weights and config (plus JSON-able ``metadata``) to a safetensors file."""
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    meta = {"config": json.dumps(network.config.to_dict()), "metadata": json.dumps(metadata or {})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_desc_weights(path: Path) -> tuple[DescNetwork, dict]:
+    """Read weights written by :func:`save_desc_weights`: ``(network in eval mode, metadata)``; a missing file,
+    missing or mis-shaped tensors or a broken header are ``ValueError`` naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: DeSC weights not found (train them with `nerf-loc train-desc`)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+        config = DescConfig.from_dict(json.loads(meta["config"]))
+        metadata = json.loads(meta.get("metadata", "{}"))
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError, TypeError) as exc:
+        raise ValueError(f"{path}: not DeSC weights ({exc})") from None
+    net = DescNetwork(config)
+    expected = net.state_dict()
+    bad = [k for k in expected if k not in tensors or tensors[k].shape != expected[k].shape]
+    if bad:
+        raise ValueError(f"{path}: missing or mis-shaped tensors {bad[:5]}")
+    net.load_state_dict({k: tensors[k].float() for k in expected})
+    net.eval()
+    return net, metadata
+
+
+class DescRegistrar(Registrar):
+    """Registers NeRF submaps with a trained DeSC network (see the module docstring)."""
+
+    def __init__(self, weights: Path | DescNetwork | None = None, config: DescRegistrarConfig | None = None) -> None:
+        self.config = config or DescRegistrarConfig()
+        self.sampling = self.config.sampling
+        if isinstance(weights, DescNetwork):
+            self.network, self.metadata = weights, {}
+        else:
+            self.network, self.metadata = load_desc_weights(weights or DEFAULT_WEIGHTS)
+
+    @torch.no_grad()
+    def register(self, source: NerfPointCloud, target: NerfPointCloud, init: np.ndarray | None = None
+                 ) -> RegistrationResult:
+        """``T_target_source`` of two clouds sampled from NeRF maps (each in its own map frame)."""
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        times: dict[str, float] = {}
+        t_all = t = time.perf_counter()
+
+        def lap(name: str) -> None:
+            nonlocal t
+            now = time.perf_counter()
+            times[name] = 1000 * (now - t)
+            t = now
+
+        voxel = pair_voxel_size(source, target, cfg.prepare)
+        try:
+            src = prepare_cloud(source, voxel, cfg.prepare)
+            tgt = prepare_cloud(target, voxel, cfg.prepare)
+        except ValueError as exc:
+            return RegistrationResult(RegistrationStatus.FAILED, reason=str(exc), timings_ms=times)
+        lap("prepare")
+        out = self.network(src, tgt)
+        lap("network")
+        corr = match_descriptors(out, src, tgt, cfg.match)
+        lap("matching")
+        best, runner = estimate_transform(corr, voxel, cfg.match)
+        lap("estimation")
+        if best is None or best.inliers < cfg.match.min_inliers:
+            times["total"] = 1000 * (time.perf_counter() - t_all)
+            return RegistrationResult(RegistrationStatus.FAILED, correspondences=len(corr.src),
+                                      inliers=0 if best is None else best.inliers, timings_ms=times,
+                                      reason=f"{0 if best is None else best.inliers} inlier correspondences "
+                                             f"(< {cfg.match.min_inliers})")
+        ambiguous = runner is not None and runner.support >= cfg.match.ambiguity_ratio * best.support
+        if init is not None and runner is not None and ambiguous:  # the guess picks among the plausible ones
+            T0 = torch.as_tensor(np.asarray(init), dtype=torch.float32)
+            near = lambda h: float(rotation_angle_deg(h.T[:3, :3] @ T0[:3, :3].T))  # noqa: E731
+            if near(runner) < near(best):
+                best, runner = runner, best
+            ambiguous = near(runner) < 2 * cfg.match.distinct_rotation_deg
+        T = best.T.double().numpy()
+        fitness, rmse = float("nan"), float("nan")
+        if cfg.icp:
+            T, fitness, rmse = icp_point_to_plane(src.fine_xyz.numpy().astype(np.float64),
+                                                  tgt.fine_xyz.numpy().astype(np.float64),
+                                                  tgt.fine_normal.numpy().astype(np.float64), T,
+                                                  cfg.icp_voxels * voxel)
+            lap("icp")
+        times["total"] = 1000 * (time.perf_counter() - t_all)
+        status = RegistrationStatus.AMBIGUOUS if ambiguous else RegistrationStatus.OK
+        reason = (f"a distinct transform has {runner.support / best.support:.0%} of the best one's support"
+                  if ambiguous else "")
+        return RegistrationResult(status, T, fitness=fitness, inlier_rmse=rmse, correspondences=len(corr.src),
+                                  inliers=best.inliers, reason=reason, timings_ms=times)
+
+    def describe(self) -> dict:
+        """Config and weight metadata (for results and the model card)."""
+        return {"config": asdict(self.config), "network": self.network.config.to_dict(), "weights": self.metadata}

@@ -1,0 +1,75 @@
+"""Merging a new NeRF submap into a global map: the one core call of ``nerf-loc merge`` and the map-merge node.
+
+The submap is registered against every submap already in the global map (each sampled once from its own NeRF);
+the best OK registration (most inliers) gives ``T_global_submap = T_global_target @ T_target_source``. Nothing is
+written unless the result is OK (or ``force`` accepts an AMBIGUOUS one); the global map is then rewritten
+atomically by :func:`~nerf_loc_ros.maps.add_submap`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..maps import GlobalMap, add_submap, load_global_map, load_map
+from .result import RegistrationResult, RegistrationStatus
+
+__all__ = ["MergeOutcome", "merge_submap"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MergeOutcome:
+    """The registration that decided the merge, against which submap, the resulting ``T_global_submap`` and the
+    new global map (None when nothing was merged)."""
+
+    result: RegistrationResult
+    target_id: str | None
+    T_global_submap: np.ndarray | None
+    global_map: GlobalMap | None
+
+    @property
+    def merged(self) -> bool:
+        return self.global_map is not None
+
+
+def merge_submap(global_path: Path, submap_path: Path, registrar, init_T_global_submap: np.ndarray | None = None,
+                 force: bool = False, submap_id: str | None = None) -> MergeOutcome:
+    """Register the map at ``submap_path`` against the global map at ``global_path`` and add it when the
+    registration is OK (or AMBIGUOUS with ``force``).
+
+    ``registrar``: anything with ``register_maps(source_map, target_map, init) -> RegistrationResult``
+    (:class:`~.desc.DescRegistrar`, :class:`~.fpfh.FPFHRegistrar`). ``init_T_global_submap``: an optional guess
+    of the submap's pose in the global frame (e.g. from odometry)."""
+    gmap = load_global_map(global_path)
+    source = load_map(submap_path)
+    best: tuple[RegistrationResult, object] | None = None
+    for sub in gmap.submaps:
+        target = load_map(sub.path)
+        init = None
+        if init_T_global_submap is not None:
+            init = np.linalg.inv(sub.T_global_submap) @ np.asarray(init_T_global_submap, np.float64)
+        res = registrar.register_maps(source, target, init)
+        log.info("submap %s vs %s: %s, %d inliers %s", Path(submap_path).name, sub.id, res.status.value,
+                 res.inliers, res.reason)
+        rank = (res.status == RegistrationStatus.OK, res.status == RegistrationStatus.AMBIGUOUS, res.inliers)
+        if best is None or rank > (best[0].status == RegistrationStatus.OK,
+                                   best[0].status == RegistrationStatus.AMBIGUOUS, best[0].inliers):
+            best = (res, sub)
+    assert best is not None  # a global map has at least one submap
+    res, sub = best
+    accept = res.ok or (force and res.status == RegistrationStatus.AMBIGUOUS)
+    if not accept or res.T_target_source is None:
+        return MergeOutcome(res, sub.id, None, None)
+    T = sub.T_global_submap @ res.T_target_source
+    registration = {
+        "method": type(registrar).__name__, "status": res.status.value, "against": sub.id,
+        "fitness": float(res.fitness), "inliers": int(res.inliers), "correspondences": int(res.correspondences),
+        "inlier_rmse": float(res.inlier_rmse), "forced": bool(force and not res.ok),
+    }
+    new = add_submap(global_path, Path(submap_path), T, registration, submap_id)
+    return MergeOutcome(res, sub.id, T, new)
