@@ -142,11 +142,14 @@ def test_weighted_kabsch_and_distinct_hypotheses():
         s = src[: 10 * (4 + k)]
         t = torch.cat([s[:40] @ T1[:3, :3].T + T1[:3, 3], s[40:] @ T2[:3, :3].T + T2[:3, 3]])
         corr = Correspondences(s, t, torch.ones(len(s)), torch.arange(len(s)) // 10)
-        best, runner = estimate_transform(corr, voxel=0.01, cfg=MatchConfig())
+        est = estimate_transform(corr, voxel=0.01, cfg=MatchConfig())
+        best, runner = est.best, est.runner_up
         assert runner is not None
         assert (runner.support >= 0.8 * best.support) == ambiguous
+        assert est.plausible == (2 if ambiguous else 1) and (est.confidence < 0.2) == ambiguous
         if not ambiguous:
             assert torch.allclose(best.T, T1, atol=1e-3) and best.inliers == 40
+            assert est.residual_rms < 1e-4 and est.error_estimates()[1] < 1e-4
 
 
 def test_icp_refines_a_small_offset(room_pair):

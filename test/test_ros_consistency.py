@@ -69,6 +69,31 @@ def test_config_matches_declared_parameters():
     server = (ROS / "map_server_node.py").read_text()
     for name in cfg["/**/nerf_map_server"]["ros__parameters"]:
         assert f'declare_parameter("{name}"' in server, name
+    merge = (ROS / "map_merge_node.py").read_text()
+    merge_cfg = yaml.safe_load((REPO / "config" / "map_merge.yaml").read_text())["/**/nerf_map_merge"]
+    for name in merge_cfg["ros__parameters"]:
+        assert f'declare_parameter("{name}"' in merge, name
+
+
+def test_map_merge_interfaces():
+    """The merge node, its launch file, service and message agree (DESIGN.md section 6)."""
+    node = _node_name(ROS / "map_merge_node.py")
+    launch = (REPO / "launch" / "map_merge.launch.py").read_text()
+    assert f'name="{node}"' in launch and 'executable="map_merge_node"' in launch
+    assert (REPO / "scripts" / "ros" / "map_merge_node").is_file()
+    assert {"~/merge_submap", "~/registration_result", "~/cloud"} <= _private_topics(ROS / "map_merge_node.py")
+    args = _module_dict(REPO / "launch" / "map_merge.launch.py", "ARGUMENTS")
+    assert {"global_map", "method", "params_file", "use_rviz", "namespace", "use_sim_time"} <= set(args)
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    for f in ("msg/RegistrationResult.msg", "srv/MergeSubmap.srv"):
+        assert f'"{f}"' in cmake and (REPO / f).is_file(), f
+    srv = (REPO / "srv" / "MergeSubmap.srv").read_text()
+    fields = {line.split()[1] for line in srv.splitlines() if line.strip() and not line.startswith(("#", "---"))}
+    assert {"submap_path", "submap_id", "use_initial_guess", "initial_guess", "force", "dry_run", "success",
+            "message", "result"} <= fields
+    node_text = (ROS / "map_merge_node.py").read_text()
+    for f in ("submap_path", "submap_id", "use_initial_guess", "initial_guess", "force", "dry_run"):
+        assert f"request.{f}" in node_text, f
 
 
 def test_launch_arguments_and_executables():
@@ -78,7 +103,7 @@ def test_launch_arguments_and_executables():
     replay = _module_dict(REPO / "launch" / "replay.launch.py", "ARGUMENTS")
     assert {"map", "bag", "gt_topic", "out_dir"} <= set(replay)
     scripts = {p.name for p in (REPO / "scripts" / "ros").iterdir()}
-    for launch in ("localize.launch.py", "replay.launch.py"):
+    for launch in ("localize.launch.py", "replay.launch.py", "map_merge.launch.py"):
         for exe in re.findall(r'executable="([a-z_0-9]+)"', (REPO / "launch" / launch).read_text()):
             assert exe == "rviz2" or exe in scripts, exe
     eval_defaults = (ROS / "replay_eval_node.py").read_text()

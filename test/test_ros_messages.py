@@ -131,3 +131,31 @@ def test_debug_image_marks_inliers():
     out = draw_matches(img, res, np.array([[100.0, 0, 40], [0, 100, 30], [0, 0, 1]]))
     assert out.shape == img.shape and (out[..., 1] > 150).sum() > 50 and (out[..., 0] > 150).sum() > 5
     assert not img.any()  # input untouched
+
+
+def test_registration_result_and_submap_transforms(types):
+    from nerf_loc_ros.conversions import transform_msg_to_matrix
+    from nerf_loc_ros.maps import GlobalMap, Submap
+    from nerf_loc_ros.registration import RegistrationResult, RegistrationStatus
+    from nerf_loc_ros.ros.messages import REGISTRATION_STATES, registration_result_message, submap_transforms
+
+    T = make_pose(Rotation.from_euler("z", 30, degrees=True).as_matrix(), [1.0, -2.0, 0.5])
+    res = RegistrationResult(RegistrationStatus.OK, np.eye(4), fitness=0.7, inlier_rmse=0.01, correspondences=300,
+                             inliers=120, confidence=0.9, hypotheses=1, estimated_rre_deg=0.2, estimated_rte=0.004,
+                             timings_ms={"total": 2500.0})
+    msg = _roundtrip(types, registration_result_message(types, res, T, "3", True, "map", 5_000_000_000))
+    assert msg.state == REGISTRATION_STATES["MERGED"] and msg.submap_id == "3" and msg.header.frame_id == "map"
+    assert np.allclose(transform_msg_to_matrix(msg.transform), T) and msg.num_inliers == 120
+    assert not msg.ambiguous and abs(msg.seconds - 2.5) < 1e-6 and abs(msg.confidence - 0.9) < 1e-6
+    registered = registration_result_message(types, res, T, "", False, "map", 0)
+    assert registered.state == REGISTRATION_STATES["REGISTERED"]  # OK but not written (dry run)
+    amb = RegistrationResult(RegistrationStatus.AMBIGUOUS, np.eye(4), reason="a distinct transform has 95 %")
+    msg = _roundtrip(types, registration_result_message(types, amb, T, "", False, "map", 0))
+    assert msg.state == REGISTRATION_STATES["AMBIGUOUS"] and msg.ambiguous and "distinct" in msg.reason
+    failed = RegistrationResult(RegistrationStatus.FAILED, reason="3 inliers")  # NaN rmse -> 0, no transform -> I
+    msg = _roundtrip(types, registration_result_message(types, failed, None, "", False, "map", 0))
+    assert msg.state == REGISTRATION_STATES["FAILED"] and msg.inlier_rmse_m == 0.0
+    gmap = GlobalMap(Path("global"), "map", [Submap("0", Path("global/0"), np.eye(4)), Submap("1", Path("global/1"), T)])
+    tfs = [_roundtrip(types, m) for m in submap_transforms(types, gmap, "map", 7)]
+    assert [t.child_frame_id for t in tfs] == ["submap_0", "submap_1"] and tfs[1].header.frame_id == "map"
+    assert np.allclose(transform_msg_to_matrix(tfs[1].transform), T)

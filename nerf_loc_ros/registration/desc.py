@@ -126,16 +126,16 @@ class DescRegistrar(Registrar):
         lap("network")
         corr = match_descriptors(out, src, tgt, cfg.match)
         lap("matching")
-        best, runner = estimate_transform(corr, voxel, cfg.match)
+        est = estimate_transform(corr, voxel, cfg.match)
         lap("estimation")
-        if best is None or best.inliers < cfg.match.min_inliers:
+        if est is None or est.best.inliers < cfg.match.min_inliers:
+            n = 0 if est is None else est.best.inliers
             times["total"] = 1000 * (time.perf_counter() - t_all)
-            return RegistrationResult(RegistrationStatus.FAILED, correspondences=len(corr.src),
-                                      inliers=0 if best is None else best.inliers, timings_ms=times,
-                                      reason=f"{0 if best is None else best.inliers} inlier correspondences "
-                                             f"(< {cfg.match.min_inliers})")
+            return RegistrationResult(RegistrationStatus.FAILED, correspondences=len(corr.src), inliers=n,
+                                      timings_ms=times, reason=f"{n} inlier correspondences (< {cfg.match.min_inliers})")
+        best, runner = est.best, est.runner_up
         ambiguous = runner is not None and runner.support >= cfg.match.ambiguity_ratio * best.support
-        if init is not None and runner is not None and ambiguous:  # the guess picks among the plausible ones
+        if init is not None and ambiguous:  # the guess picks among the plausible ones
             T0 = torch.as_tensor(np.asarray(init), dtype=torch.float32)
             near = lambda h: float(rotation_angle_deg(h.T[:3, :3] @ T0[:3, :3].T))  # noqa: E731
             if near(runner) < near(best):
@@ -153,8 +153,10 @@ class DescRegistrar(Registrar):
         status = RegistrationStatus.AMBIGUOUS if ambiguous else RegistrationStatus.OK
         reason = (f"a distinct transform has {runner.support / best.support:.0%} of the best one's support"
                   if ambiguous else "")
+        rre, rte = est.error_estimates()
         return RegistrationResult(status, T, fitness=fitness, inlier_rmse=rmse, correspondences=len(corr.src),
-                                  inliers=best.inliers, reason=reason, timings_ms=times)
+                                  inliers=best.inliers, confidence=est.confidence, hypotheses=est.plausible,
+                                  estimated_rre_deg=rre, estimated_rte=rte, reason=reason, timings_ms=times)
 
     def describe(self) -> dict:
         """Config and weight metadata (for results and the model card)."""

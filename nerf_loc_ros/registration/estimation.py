@@ -14,7 +14,7 @@ import torch
 from .losses import dual_softmax
 from .preprocess import PreparedCloud
 
-__all__ = ["MatchConfig", "Correspondences", "weighted_kabsch", "match_descriptors", "Hypothesis",
+__all__ = ["MatchConfig", "Correspondences", "weighted_kabsch", "match_descriptors", "Hypothesis", "Estimate",
            "estimate_transform", "rotation_angle_deg", "icp_point_to_plane"]
 
 
@@ -119,20 +119,51 @@ def _support(T: torch.Tensor, corr: Correspondences, radius: float) -> tuple[tor
     return (inl.float() * corr.weight).sum(1), inl
 
 
-def estimate_transform(corr: Correspondences, voxel: float, cfg: MatchConfig
-                       ) -> tuple[Hypothesis | None, Hypothesis | None]:
+@dataclass
+class Estimate:
+    """What :func:`estimate_transform` found: the refined ``best`` hypothesis, the best-supported ``runner_up``
+    distinct from it (None if none), the number of mutually distinct hypotheses with at least
+    ``ambiguity_ratio`` of the best support (``plausible``, including the best), and the best one's inlier
+    residual RMS and inlier spread (RMS distance from their centroid), both in map units."""
+
+    best: Hypothesis
+    runner_up: Hypothesis | None
+    plausible: int
+    residual_rms: float
+    spread: float
+
+    @property
+    def confidence(self) -> float:
+        """``1 - runner-up support / best support`` (1 without a distinct alternative)."""
+        if self.runner_up is None or self.best.support <= 0:
+            return 1.0
+        return float(max(0.0, 1.0 - self.runner_up.support / self.best.support))
+
+    def error_estimates(self) -> tuple[float, float]:
+        """Rough 1-sigma rotation (deg) and translation (map units) uncertainty of the best transform:
+        residual / sqrt(inliers), over the inlier spread for the rotation."""
+        n = max(self.best.inliers, 1)
+        rte = self.residual_rms / np.sqrt(n)
+        return float(np.rad2deg(rte / max(self.spread, 1e-12))), float(rte)
+
+
+def _distinct(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: MatchConfig) -> torch.Tensor:
+    dr = rotation_angle_deg(Ta[..., :3, :3] @ Tb[..., :3, :3].transpose(-1, -2))
+    dt = (Ta[..., :3, 3] - Tb[..., :3, 3]).norm(dim=-1)
+    return (dr > cfg.distinct_rotation_deg) | (dt > cfg.distinct_translation_voxels * voxel)
+
+
+def estimate_transform(corr: Correspondences, voxel: float, cfg: MatchConfig) -> Estimate | None:
     """Local-to-global estimation: one weighted-SVD hypothesis per coarse pair (from its fine matches), scored on
-    all correspondences; the best is refined on its inliers. Returns ``(best, runner_up)`` where the runner-up is
-    the best-supported hypothesis distinct from the best (None when there is none); ``(None, None)`` with fewer
-    than three correspondences."""
+    all correspondences; the best is refined on its inliers (outlier removal). None with fewer than three
+    correspondences."""
     if len(corr.src) < 3:
-        return None, None
+        return None
     radius = cfg.inlier_voxels * voxel
     groups = torch.unique(corr.group)
     sizes = torch.stack([(corr.group == gi).sum() for gi in groups])
     groups = groups[sizes >= 3]
     if len(groups) == 0:
-        groups = corr.group[:1]
         members = torch.ones(1, len(corr.src), dtype=torch.bool)
     else:
         members = corr.group[None] == groups[:, None]  # [G x K]
@@ -145,19 +176,26 @@ def estimate_transform(corr: Correspondences, voxel: float, cfg: MatchConfig
         if best_inl.sum() < 3:
             break
         best_T = weighted_kabsch(corr.src[best_inl], corr.tgt[best_inl], corr.weight[best_inl])
-        s, inl_new = _support(best_T[None], corr, radius)
-        best_inl = inl_new[0]
+        best_inl = _support(best_T[None], corr, radius)[1][0]
     s_best, inl_best = _support(best_T[None], corr, radius)
     best = Hypothesis(best_T, float(s_best[0]), int(inl_best[0].sum()))
-    dr = rotation_angle_deg(Ts[:, :3, :3] @ best_T[:3, :3].T)
-    dt = (Ts[:, :3, 3] - best_T[:3, 3]).norm(dim=1)
-    distinct = (dr > cfg.distinct_rotation_deg) | (dt > cfg.distinct_translation_voxels * voxel)
+    distinct = _distinct(Ts, best_T, voxel, cfg)
     runner = None
     if distinct.any():
         idx = torch.nonzero(distinct)[:, 0]
         j = idx[torch.argmax(support[idx])]
         runner = Hypothesis(Ts[j], float(support[j]), int(inl[j].sum()))
-    return best, runner
+    picked = [best_T]  # greedy clustering of the well-supported hypotheses
+    for j in order.tolist():
+        if support[j] < cfg.ambiguity_ratio * best.support:
+            break
+        if all(bool(_distinct(Ts[j], T, voxel, cfg)) for T in picked):
+            picked.append(Ts[j])
+    m = inl_best[0]
+    moved = corr.src[m] @ best_T[:3, :3].T + best_T[:3, 3]
+    residual = float((moved - corr.tgt[m]).norm(dim=1).square().mean().sqrt()) if m.any() else float("nan")
+    spread = float((corr.tgt[m] - corr.tgt[m].mean(0)).norm(dim=1).square().mean().sqrt()) if m.any() else 0.0
+    return Estimate(best, runner, len(picked), residual, spread)
 
 
 def icp_point_to_plane(src: np.ndarray, tgt: np.ndarray, tgt_normals: np.ndarray, T_init: np.ndarray,

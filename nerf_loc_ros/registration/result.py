@@ -25,7 +25,8 @@ class RegistrationResult:
     """``T_target_source``: ``[4 x 4]`` rigid transform taking source-map points into the target map frame
     (None when FAILED); ``fitness``: share of source points with a target point within the inlier distance
     after alignment; ``inlier_rmse`` (map units); ``correspondences`` / ``inliers``: counts of the final
-    estimation stage; ``timings_ms`` per stage; ``reason`` when not OK."""
+    estimation stage; ``timings_ms`` per stage; ``reason`` when not OK. ``confidence``, ``hypotheses`` and the
+    estimated errors are filled by registrars that know them (DeSC)."""
 
     status: RegistrationStatus
     T_target_source: np.ndarray | None = None
@@ -33,6 +34,10 @@ class RegistrationResult:
     inlier_rmse: float = float("nan")
     correspondences: int = 0
     inliers: int = 0
+    confidence: float = 0.0  #: 1 - (support of the best distinct alternative) / (best support); 1 without one
+    hypotheses: int = 0  #: distinct transforms with at least the ambiguity ratio of the best support (incl. it)
+    estimated_rre_deg: float = float("nan")  #: rough 1-sigma rotation uncertainty from the inlier residuals
+    estimated_rte: float = float("nan")  #: rough 1-sigma translation uncertainty (map units)
     reason: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
 

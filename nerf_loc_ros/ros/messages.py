@@ -12,12 +12,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..conversions import MessageTypes, matrix_to_pose_msg
+from ..conversions import MessageTypes, make_transform_stamped, matrix_to_pose_msg, matrix_to_transform_msg
 from ..localization.localizer import LocalizationResult, Status
 
 __all__ = [
     "STATE_CODES", "register_package_messages", "status_message", "pointcloud2_message", "keyframe_markers",
-    "path_message", "diagnostics_message", "covariance_summary",
+    "path_message", "diagnostics_message", "covariance_summary", "REGISTRATION_STATES",
+    "registration_result_message", "submap_transforms",
 ]
 
 #: LocalizationStatus.state codes (msg/LocalizationStatus.msg).
@@ -134,3 +135,34 @@ def diagnostics_message(types: MessageTypes, stamp_ns: int, name: str, hardware_
     status = types.make("diagnostic_msgs/msg/DiagnosticStatus", level=lvl, name=name, message=message,
                         hardware_id=hardware_id, values=kv)
     return types.make("diagnostic_msgs/msg/DiagnosticArray", header=types.header(stamp_ns, ""), status=[status])
+
+
+#: RegistrationResult.state codes (msg/RegistrationResult.msg).
+REGISTRATION_STATES = {"MERGED": 0, "AMBIGUOUS": 1, "FAILED": 2, "REGISTERED": 3}
+
+
+def registration_result_message(types: MessageTypes, result, T_global_submap: np.ndarray | None, submap_id: str,
+                                merged: bool, frame_id: str, stamp_ns: int) -> Any:
+    """``nerf_loc_ros/msg/RegistrationResult`` of one merge request (``result``: a
+    :class:`~nerf_loc_ros.registration.RegistrationResult`; ``T_global_submap`` None when nothing was estimated)."""
+    status = result.status.value
+    state = REGISTRATION_STATES["MERGED"] if merged else REGISTRATION_STATES.get(status, REGISTRATION_STATES["REGISTERED"])
+    if not merged and status == "OK":
+        state = REGISTRATION_STATES["REGISTERED"]
+    finite = lambda v: float(v) if np.isfinite(v) else 0.0  # noqa: E731
+    return types.make(
+        "nerf_loc_ros/msg/RegistrationResult",
+        header=types.header(stamp_ns, frame_id), submap_id=str(submap_id), state=int(state), reason=str(result.reason),
+        transform=matrix_to_transform_msg(np.eye(4) if T_global_submap is None else T_global_submap, types),
+        num_correspondences=int(result.correspondences), num_inliers=int(result.inliers),
+        fitness=finite(result.fitness), inlier_rmse_m=finite(result.inlier_rmse), confidence=finite(result.confidence),
+        estimated_rre_deg=finite(result.estimated_rre_deg), estimated_rte_m=finite(result.estimated_rte),
+        ambiguous=status == "AMBIGUOUS", num_hypotheses=int(result.hypotheses),
+        seconds=float(result.timings_ms.get("total", 0.0)) / 1000,
+    )
+
+
+def submap_transforms(types: MessageTypes, global_map, frame_id: str, stamp_ns: int) -> list[Any]:
+    """Static ``frame_id -> submap_<id>`` transforms (``T_global_submap``) of every submap of a global map."""
+    return [make_transform_stamped(s.T_global_submap, frame_id, f"submap_{s.id}", stamp_ns, types)
+            for s in global_map.submaps]
