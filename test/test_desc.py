@@ -25,7 +25,7 @@ from nerf_loc_ros.registration import (
     save_desc_weights,
     weighted_kabsch,
 )
-from nerf_loc_ros.registration.estimation import Correspondences, estimate_transform, icp_point_to_plane
+from nerf_loc_ros.registration.estimation import Correspondences, estimate_transform, icp_point_to_plane, rotation_angle_deg
 from nerf_loc_ros.registration.losses import LossConfig, desc_losses, pair_truth
 
 SMALL_PREP = PrepareConfig(max_fine=1200, num_super=96, max_dense=6000)
@@ -142,14 +142,22 @@ def test_weighted_kabsch_and_distinct_hypotheses():
         s = src[: 10 * (4 + k)]
         t = torch.cat([s[:40] @ T1[:3, :3].T + T1[:3, 3], s[40:] @ T2[:3, :3].T + T2[:3, 3]])
         corr = Correspondences(s, t, torch.ones(len(s)), torch.arange(len(s)) // 10)
-        est = estimate_transform(corr, voxel=0.01, cfg=MatchConfig())
+        no_coarse = Correspondences(s[:0], t[:0], torch.ones(0), torch.zeros(0, dtype=torch.long))
+        est = estimate_transform(corr, no_coarse, 0.01, 0.05, MatchConfig())
         best, runner = est.best, est.runner_up
         assert runner is not None
         assert (runner.support >= 0.8 * best.support) == ambiguous
         assert est.plausible == (2 if ambiguous else 1) and (est.confidence < 0.2) == ambiguous
         if not ambiguous:
-            assert torch.allclose(best.T, T1, atol=1e-3) and best.inliers == 40
+            assert torch.allclose(best.T, T1, atol=1e-3) and best.inliers == 40  # no coarse matches here
             assert est.residual_rms < 1e-4 and est.error_estimates()[1] < 1e-4
+    # coarse matches alone (superpoint centres, 30 % outliers): RANSAC over triplets finds the transform
+    c_src = torch.as_tensor(rng.uniform(-3, 3, (40, 3)), dtype=torch.float32)
+    c_tgt = c_src @ T1[:3, :3].T + T1[:3, 3] + 0.01 * torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    c_tgt[28:] = torch.as_tensor(rng.uniform(-3, 3, (12, 3)), dtype=torch.float32)
+    coarse = Correspondences(c_src, c_tgt, torch.ones(40), torch.arange(40))
+    est = estimate_transform(no_coarse, coarse, 0.01, 0.1, MatchConfig(), torch.Generator().manual_seed(1))
+    assert rotation_angle_deg(est.best.T[:3, :3] @ T1[:3, :3].T) < 2.0 and (est.best.T[:3, 3] - T1[:3, 3]).norm() < 0.1
 
 
 def test_icp_refines_a_small_offset(room_pair):

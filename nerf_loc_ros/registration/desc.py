@@ -124,9 +124,11 @@ class DescRegistrar(Registrar):
         lap("prepare")
         out = self.network(src, tgt)
         lap("network")
-        corr = match_descriptors(out, src, tgt, cfg.match)
+        coarse, corr = match_descriptors(out, src, tgt, cfg.match)
         lap("matching")
-        est = estimate_transform(corr, voxel, cfg.match)
+        spacing = float((tgt.super_xyz[tgt.super_nbr[:, 1]] - tgt.super_xyz).norm(dim=1).median())
+        est = estimate_transform(corr, coarse, voxel, cfg.match.coarse_inlier_factor * spacing, cfg.match,
+                                 torch.Generator().manual_seed(0))
         lap("estimation")
         if est is None or est.best.inliers < cfg.match.min_inliers:
             n = 0 if est is None else est.best.inliers

@@ -1,5 +1,5 @@
-"""From DeSC descriptors to a rigid transform: coarse superpoint matching, fine point matching, local-to-global
-hypotheses with weighted SVD (Kabsch), outlier removal, ambiguity detection and point-to-plane ICP.
+"""From DeSC descriptors to a rigid transform: coarse superpoint matching, fine point matching, hypotheses from
+local-to-global weighted SVD (Kabsch) and coarse RANSAC, outlier removal, ambiguity detection, point-to-plane ICP.
 
 Pure functions on torch / numpy arrays; all points in the clouds' own frames, transforms ``T_target_source``.
 """
@@ -14,8 +14,8 @@ import torch
 from .losses import dual_softmax
 from .preprocess import PreparedCloud
 
-__all__ = ["MatchConfig", "Correspondences", "weighted_kabsch", "match_descriptors", "Hypothesis", "Estimate",
-           "estimate_transform", "rotation_angle_deg", "icp_point_to_plane"]
+__all__ = ["MatchConfig", "Correspondences", "weighted_kabsch", "match_descriptors", "coarse_ransac_hypotheses",
+           "Hypothesis", "Estimate", "estimate_transform", "rotation_angle_deg", "icp_point_to_plane"]
 
 
 @dataclass
@@ -27,8 +27,10 @@ class MatchConfig:
         coarse_temperature / fine_temperature: dual-softmax temperatures.
         fine_min_confidence: fine mutual matches below this dual-softmax score are dropped.
         inlier_voxels: a correspondence is an inlier of a hypothesis within this many voxels.
+        ransac_iterations: hypotheses from random triplets of coarse matches.
+        coarse_inlier_factor: a coarse match is an inlier within this many superpoint spacings.
         refine_iterations: weighted-SVD refinements of the best hypothesis on its inliers.
-        min_inliers: fewer inliers -> FAILED.
+        min_inliers: fewer inlier matches (fine + coarse) -> FAILED.
         distinct_rotation_deg / distinct_translation_voxels: two hypotheses further apart are distinct.
         ambiguity_ratio: a distinct hypothesis with at least this share of the best one's support -> AMBIGUOUS.
     """
@@ -38,8 +40,10 @@ class MatchConfig:
     fine_temperature: float = 0.1
     fine_min_confidence: float = 0.05
     inlier_voxels: float = 1.5
+    ransac_iterations: int = 1000
+    coarse_inlier_factor: float = 1.0
     refine_iterations: int = 5
-    min_inliers: int = 30
+    min_inliers: int = 15
     distinct_rotation_deg: float = 15.0
     distinct_translation_voxels: float = 10.0
     ambiguity_ratio: float = 0.8
@@ -78,12 +82,14 @@ def weighted_kabsch(src: torch.Tensor, tgt: torch.Tensor, weight: torch.Tensor) 
 
 @torch.no_grad()
 def match_descriptors(out: dict[str, torch.Tensor], src: PreparedCloud, tgt: PreparedCloud, cfg: MatchConfig
-                      ) -> Correspondences:
-    """Coarse superpoint matches (top dual-softmax scores), then mutual fine matches inside each patch pair."""
+                      ) -> tuple[Correspondences, Correspondences]:
+    """Coarse superpoint matches (top dual-softmax scores; superpoint centres, weight = score) and the mutual fine
+    matches inside each of those patch pairs (weight = fine confidence x sqrt(coarse score), group = coarse pair)."""
     scores = dual_softmax(out["super_src"] @ out["super_tgt"].T / cfg.coarse_temperature)
     k = min(cfg.coarse_matches, scores.numel())
     top = torch.topk(scores.reshape(-1), k).indices
     a, b = top // scores.shape[1], top % scores.shape[1]
+    coarse = Correspondences(src.super_xyz[a], tgt.super_xyz[b], scores[a, b], torch.arange(k))
     pa, pb = src.patch_fine[a], tgt.patch_fine[b]  # [P x k]
     P = dual_softmax(out["fine_src"][pa] @ out["fine_tgt"][pb].transpose(1, 2) / cfg.fine_temperature)
     best_row = P.argmax(2)  # [P x k]
@@ -94,7 +100,19 @@ def match_descriptors(out: dict[str, torch.Tensor], src: PreparedCloud, tgt: Pre
     keep = mutual & (conf > cfg.fine_min_confidence)
     g, i = torch.nonzero(keep, as_tuple=True)
     j = best_row[g, i]
-    return Correspondences(src.fine_xyz[pa[g, i]], tgt.fine_xyz[pb[g, j]], conf[g, i] * scores[a[g], b[g]].sqrt(), g)
+    fine = Correspondences(src.fine_xyz[pa[g, i]], tgt.fine_xyz[pb[g, j]], conf[g, i] * scores[a[g], b[g]].sqrt(), g)
+    return coarse, fine
+
+
+def coarse_ransac_hypotheses(coarse: Correspondences, iterations: int, generator: torch.Generator | None = None
+                             ) -> torch.Tensor:
+    """``[I x 4 x 4]`` transforms from random triplets of coarse correspondences (drawn by weight)."""
+    n = len(coarse.src)
+    if n < 3 or iterations <= 0:
+        return torch.zeros(0, 4, 4)
+    w = coarse.weight.clamp_min(1e-12)
+    idx = torch.multinomial(w[None].expand(iterations, -1), 3, replacement=False, generator=generator)  # [I x 3]
+    return weighted_kabsch(coarse.src[idx], coarse.tgt[idx], torch.ones(iterations, 3))
 
 
 def rotation_angle_deg(R: torch.Tensor) -> torch.Tensor:
@@ -105,7 +123,8 @@ def rotation_angle_deg(R: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Hypothesis:
-    """A candidate ``T_target_source`` with its support (weighted inlier count) and inlier count."""
+    """A candidate ``T_target_source`` with its support (weighted inlier count) and inlier count (fine + coarse
+    matches; only counted for the best hypothesis)."""
 
     T: torch.Tensor
     support: float
@@ -153,48 +172,62 @@ def _distinct(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: MatchConfig
     return (dr > cfg.distinct_rotation_deg) | (dt > cfg.distinct_translation_voxels * voxel)
 
 
-def estimate_transform(corr: Correspondences, voxel: float, cfg: MatchConfig) -> Estimate | None:
-    """Local-to-global estimation: one weighted-SVD hypothesis per coarse pair (from its fine matches), scored on
-    all correspondences; the best is refined on its inliers (outlier removal). None with fewer than three
-    correspondences."""
-    if len(corr.src) < 3:
+def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: float, coarse_radius: float,
+                       cfg: MatchConfig, generator: torch.Generator | None = None) -> Estimate | None:
+    """Hypotheses: one weighted-SVD fit per coarse pair from its fine matches (local-to-global) plus
+    ``ransac_iterations`` fits of random coarse triplets. Each is scored by its weighted inliers among the fine
+    matches (within ``inlier_voxels`` voxels) plus among the coarse matches (within ``coarse_radius``); the best is
+    refined on its fine inliers (outlier removal). None with fewer than three correspondences in all."""
+    if len(fine.src) + len(coarse.src) < 3:
         return None
     radius = cfg.inlier_voxels * voxel
-    groups = torch.unique(corr.group)
-    sizes = torch.stack([(corr.group == gi).sum() for gi in groups])
-    groups = groups[sizes >= 3]
-    if len(groups) == 0:
-        members = torch.ones(1, len(corr.src), dtype=torch.bool)
-    else:
-        members = corr.group[None] == groups[:, None]  # [G x K]
-    w = corr.weight[None] * members.float()
-    Ts = weighted_kabsch(corr.src[None].expand(len(members), -1, -1), corr.tgt[None].expand(len(members), -1, -1), w)
-    support, inl = _support(Ts, corr, radius)
+    hyps = [coarse_ransac_hypotheses(coarse, cfg.ransac_iterations, generator)]
+    if len(fine.src) >= 3:
+        groups, sizes = torch.unique(fine.group, return_counts=True)
+        members = fine.group[None] == groups[sizes >= 3][:, None]  # [G x K]
+        if len(members):
+            w = fine.weight[None] * members.float()
+            hyps.append(weighted_kabsch(fine.src[None].expand(len(members), -1, -1),
+                                        fine.tgt[None].expand(len(members), -1, -1), w))
+    Ts = torch.cat(hyps)
+    if len(Ts) == 0:
+        return None
+
+    def score(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s_f, inl = _support(T, fine, radius) if len(fine.src) else (torch.zeros(len(T)), torch.zeros(len(T), 0, dtype=torch.bool))
+        s_c, _ = _support(T, coarse, coarse_radius)
+        return s_f + s_c, inl
+
+    support, _ = score(Ts)
     order = torch.argsort(support, descending=True)
-    best_T, best_inl = Ts[order[0]], inl[order[0]]
-    for _ in range(cfg.refine_iterations):  # outlier removal: re-fit on the inliers, re-select
-        if best_inl.sum() < 3:
+    best_T = Ts[order[0]]
+    for _ in range(cfg.refine_iterations):  # outlier removal: re-fit on the fine inliers
+        inl = _support(best_T[None], fine, radius)[1][0] if len(fine.src) else torch.zeros(0, dtype=torch.bool)
+        if inl.sum() < 3:
             break
-        best_T = weighted_kabsch(corr.src[best_inl], corr.tgt[best_inl], corr.weight[best_inl])
-        best_inl = _support(best_T[None], corr, radius)[1][0]
-    s_best, inl_best = _support(best_T[None], corr, radius)
-    best = Hypothesis(best_T, float(s_best[0]), int(inl_best[0].sum()))
+        best_T = weighted_kabsch(fine.src[inl], fine.tgt[inl], fine.weight[inl])
+    s_best, inl_best = score(best_T[None])
+    m = inl_best[0]
+    coarse_inliers = int(_support(best_T[None], coarse, coarse_radius)[1].sum())
+    best = Hypothesis(best_T, float(s_best[0]), int(m.sum()) + coarse_inliers)
     distinct = _distinct(Ts, best_T, voxel, cfg)
     runner = None
     if distinct.any():
         idx = torch.nonzero(distinct)[:, 0]
         j = idx[torch.argmax(support[idx])]
-        runner = Hypothesis(Ts[j], float(support[j]), int(inl[j].sum()))
+        runner = Hypothesis(Ts[j], float(support[j]), 0)
     picked = [best_T]  # greedy clustering of the well-supported hypotheses
     for j in order.tolist():
         if support[j] < cfg.ambiguity_ratio * best.support:
             break
         if all(bool(_distinct(Ts[j], T, voxel, cfg)) for T in picked):
             picked.append(Ts[j])
-    m = inl_best[0]
-    moved = corr.src[m] @ best_T[:3, :3].T + best_T[:3, 3]
-    residual = float((moved - corr.tgt[m]).norm(dim=1).square().mean().sqrt()) if m.any() else float("nan")
-    spread = float((corr.tgt[m] - corr.tgt[m].mean(0)).norm(dim=1).square().mean().sqrt()) if m.any() else 0.0
+    if m.any():
+        moved = fine.src[m] @ best_T[:3, :3].T + best_T[:3, 3]
+        residual = float((moved - fine.tgt[m]).norm(dim=1).square().mean().sqrt())
+        spread = float((fine.tgt[m] - fine.tgt[m].mean(0)).norm(dim=1).square().mean().sqrt())
+    else:
+        residual, spread = float("nan"), 0.0
     return Estimate(best, runner, len(picked), residual, spread)
 
 
