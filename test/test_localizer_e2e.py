@@ -121,3 +121,40 @@ def test_replay_and_localize_cli(built, tmp_path, capsys):
     if printed["status"] == "OK":
         rot, trans = pose_errors(np.array(printed["T_world_cam"])[None], query.T_world_cam[3][None])
         assert rot[0] < 5 and trans[0] < 0.1
+
+
+def test_global_localizer_over_two_submaps(built, tmp_path):
+    """A global map holding the map twice, the copy under a rigid transform: the prior picks the submap, and the
+    pose, covariance and 3D matches come back in the global frame."""
+    from scipy.spatial.transform import Rotation
+
+    from nerf_loc_ros.localization import GlobalLocalizer, load_localizer
+    from nerf_loc_ros.maps import add_submap, create_global_map
+
+    path, _, query = built
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("zyx", [70, 10, -5], degrees=True).as_matrix()
+    T[:3, 3] = [20.0, -4.0, 1.0]  # far from the original: the two copies do not overlap in the global frame
+    create_global_map(tmp_path / "g", path)
+    add_submap(tmp_path / "g", path, T, {"method": "test"})
+    loc = load_localizer(tmp_path / "g")
+    assert isinstance(loc, GlobalLocalizer) and "2 submaps" in loc.summary()
+    i = len(query) // 3
+    gt = query.T_world_cam[i]
+    plain = load_localizer(path).localize(query.images[i], query.K[i], prior=gt)
+    for sub_id, T_g in (("0", np.eye(4)), ("1", T)):
+        res = loc.localize(query.images[i], query.K[i], prior=T_g @ gt)
+        assert res.status == Status.OK and res.submap == sub_id, (res.status, res.reason, res.submap)
+        rot, trans = pose_errors(res.T_world_cam[None], (T_g @ gt)[None])
+        assert rot[0] < 2 and trans[0] < 0.05, (rot, trans)
+        assert np.allclose(res.covariance[:3, :3], T_g[:3, :3] @ plain.covariance[:3, :3] @ T_g[:3, :3].T,
+                           rtol=0.2, atol=1e-9)
+        assert np.allclose(np.linalg.eigvalsh(res.covariance), np.linalg.eigvalsh(plain.covariance), rtol=0.2)
+        back = (res.matches_3d - T_g[:3, 3]) @ T_g[:3, :3]  # matched points in the submap frame
+        assert np.median(np.linalg.norm(back - gt[:3, 3], axis=1)) < 10  # in the room, not 20 m away
+        assert all(n.startswith(f"{sub_id}/") for n in loc.keyframe_names(res)) and loc.keyframe_names(res)
+    # without a prior, retrieval still finds a submap and the pose is consistent with that submap's transform
+    res = loc.localize(query.images[i], query.K[i])
+    T_g = np.eye(4) if res.submap == "0" else T
+    assert res.ok and pose_errors(res.T_world_cam[None], (T_g @ gt)[None])[1][0] < 0.05
+    assert len(loc.keyframe_centres()) == 2 * len(load_localizer(path).keyframe_centres())

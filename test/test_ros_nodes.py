@@ -194,3 +194,71 @@ def test_replay_eval_node_scores_when_the_sim_clock_stops(tmp_path, ros_loopback
     finally:
         stop.set()
         rclpy.shutdown()
+
+
+def test_map_merge_node_creates_registers_and_publishes(procedural_loc_map, tmp_path, ros_loopback):
+    """The merge service in a real graph: the first submap creates the global map (static TF, latched cloud); a
+    dry run registers a second request in the worker thread while the executor keeps serving, publishes
+    ~/registration_result and leaves the global map as it was."""
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+    from tf2_ros import Buffer, TransformListener
+
+    from nerf_loc_ros.maps import load_global_map
+    from nerf_loc_ros.msg import RegistrationResult
+    from nerf_loc_ros.ros.map_merge_node import MapMergeNode
+    from nerf_loc_ros.srv import MergeSubmap
+
+    path = procedural_loc_map[0]
+    gpath = tmp_path / "global"
+    rclpy.init()
+    stop = threading.Event()
+    try:
+        node = MapMergeNode(parameter_overrides=[Parameter("global_map", value=str(gpath))])
+        helper = rclpy.create_node("nerf_merge_test_helper")
+        latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        results, clouds = [], []
+        helper.create_subscription(RegistrationResult, "/nerf_map_merge/registration_result", results.append, latched)
+        helper.create_subscription(PointCloud2, "/nerf_map_merge/cloud", clouds.append, latched)
+        buf = Buffer()
+        TransformListener(buf, helper)
+        client = helper.create_client(MergeSubmap, "/nerf_map_merge/merge_submap")
+        executor = MultiThreadedExecutor(num_threads=3)
+        for n in (node, helper):
+            executor.add_node(n)
+        threading.Thread(target=_spin, args=(executor, stop), daemon=True).start()
+        assert client.wait_for_service(timeout_sec=10)
+
+        def call(**fields):
+            req = MergeSubmap.Request(**{"submap_path": str(path), **fields})
+            fut = client.call_async(req)
+            deadline = time.monotonic() + 120
+            while not fut.done() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fut.done(), "merge service did not answer"
+            return fut.result()
+
+        first = call()
+        assert first.success and "created" in first.message
+        assert [s.id for s in load_global_map(gpath).submaps] == ["0"]
+        deadline = time.monotonic() + 5
+        while not buf.can_transform("map", "submap_0", rclpy.time.Time()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert buf.can_transform("map", "submap_0", rclpy.time.Time())
+        assert clouds and clouds[-1].width > 100 and clouds[-1].header.frame_id == "map"
+        before = (gpath / "submaps.yaml").read_bytes()
+        dry = call(dry_run=True)
+        assert dry.result.header.frame_id == "map" and dry.result.state in (2, 1, 3)  # FAILED/AMBIGUOUS/REGISTERED
+        deadline = time.monotonic() + 5
+        while not results and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert results and results[-1].state == dry.result.state
+        assert (gpath / "submaps.yaml").read_bytes() == before  # a dry run writes nothing
+        bad = call(submap_path=str(tmp_path / "missing"))
+        assert not bad.success and "cannot merge" in bad.message
+    finally:
+        stop.set()
+        rclpy.shutdown()

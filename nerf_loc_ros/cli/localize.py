@@ -11,7 +11,7 @@ import numpy as np
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("localize", help="localize one image against a map (pose, status, timings)")
-    p.add_argument("--map", required=True, type=Path, help="map directory built by `nerf-loc map build`")
+    p.add_argument("--map", required=True, type=Path, help="map directory built by `nerf-loc map build`, or a global map of merged submaps (`nerf-loc merge`)")
     p.add_argument("--image", required=True, type=Path, help="image file (PNG/JPEG, RGB or grey)")
     p.add_argument("--K", default=None,
                    help="intrinsics 'fx,fy,cx,cy' in pixels (default: the map's keyframe camera, if the size matches)")
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_localize)
 
     r = sub.add_parser("replay", help="replay a bag through the localizer as the live node does; metrics and plots")
-    r.add_argument("--map", required=True, type=Path, help="map directory built by `nerf-loc map build`")
+    r.add_argument("--map", required=True, type=Path, help="map directory built by `nerf-loc map build`, or a global map of merged submaps (`nerf-loc merge`)")
     r.add_argument("--bag", required=True, type=Path, help="bag: rosbag2 directory, .db3/.mcap file or ROS 1 .bag")
     r.add_argument("--image-topic", default=None, help="Image or CompressedImage topic (default: the only one)")
     r.add_argument("--camera-info-topic", default=None, help="CameraInfo topic (default: the only one / sibling)")
@@ -44,26 +44,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_localize(args: argparse.Namespace) -> int:
     from ..datasets.image_io import read_rgb
     from ..geometry import pose_to_translation_quaternion
-    from ..localization import Localizer, LocalizerConfig, load_localization_map
+    from ..localization import GlobalLocalizer, LocalizerConfig, load_localizer
     from .map import parse_K, parse_pose_file
 
-    loc_map = load_localization_map(args.map, device=args.device)
+    loc = load_localizer(args.map, LocalizerConfig(refine=not args.no_refine, render_refine=args.render_refine,
+                                                   device=args.device))
     image = read_rgb(args.image)
     h, w = image.shape[:2]
     if args.K:
         K = parse_K(args.K)
     else:
-        db = loc_map.keyframes
+        db = (loc.localizers[0] if isinstance(loc, GlobalLocalizer) else loc).db
         same = np.flatnonzero((db.size[:, 0] == w) & (db.size[:, 1] == h))
         if len(same) == 0:
             raise ValueError(f"image is {w}x{h} but the map's keyframes are {db.size[0][0]}x{db.size[0][1]}: pass --K")
         K = db.K[same[0]]
     prior = parse_pose_file(args.prior) if args.prior else None
-    loc = Localizer(loc_map, LocalizerConfig(refine=not args.no_refine, render_refine=args.render_refine,
-                                                  device=args.device))
     res = loc.localize(image, K, prior=prior)
     out = {"status": res.status.value, "reason": res.reason, "inliers": res.num_inliers, "matches": res.num_matches,
-           "reproj_error_px": res.reproj_error, "keyframes": res.keyframes,
+           "reproj_error_px": res.reproj_error, "keyframes": loc.keyframe_names(res),
            "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()}}
     if res.T_world_cam is not None:
         t, q = pose_to_translation_quaternion(res.T_world_cam)

@@ -41,19 +41,19 @@ def run_replay(
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     from ..conversions import MessageTypes, make_pose_stamped, make_tf_message, make_transform_stamped
-    from ..localization import Localizer, load_localization_map
+    from ..localization import LocalizerConfig, load_localizer
     from ..localization.session import LocalizationSession, SessionConfig, map_to_odom
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    loc_map = load_localization_map(map_path, device=device)
+    localizer = load_localizer(map_path, LocalizerConfig(device=device))
     frames = load_bag(bag, image_topic=image_topic, camera_info_topic=camera_info_topic, gt_topic=gt_topic,
                       gt_tf=gt_tf, max_frames=max_frames)
     has_gt = frames.extras.get("has_gt", True)
     tf = load_tf_buffer(bag)
     cam_frame = frames.extras.get("camera_frame") or "camera_optical_frame"
-    session = LocalizationSession(Localizer(loc_map), SessionConfig(use_prior=use_prior))
-    map_frame = loc_map.frame_id
+    session = LocalizationSession(localizer, SessionConfig(use_prior=use_prior))
+    map_frame = localizer.frame_id
 
     types = MessageTypes.from_rosbags()
     records: list[FrameRecord] = []
@@ -93,17 +93,16 @@ def run_replay(
             writer.write(c_tf, stamp, types.serialize(make_tf_message([edge], types)))
 
     extra = dict(bag=str(bag), map=str(map_path), status_counts=dict(statuses), skipped=skipped,
-                 odom_lookup_failures=tf_failures, units=loc_map.nerf_map.units)
+                 odom_lookup_failures=tf_failures, units=localizer.units)
     if not has_gt:
         metrics = json_safe({"frames": len(records), **extra})
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return metrics
-    metrics = write_replay_report(records, out, loc_map.nerf_map.units == "m", _extent(loc_map), extra)
+    metrics = write_replay_report(records, out, localizer.units == "m", _extent(localizer.keyframe_centres()), extra)
     return metrics
 
 
-def _extent(loc_map) -> float:
-    c = loc_map.keyframes.T_world_cam[:, :3, 3]
+def _extent(c: np.ndarray) -> float:
     return float(np.linalg.norm(c.max(0) - c.min(0))) if len(c) > 1 else 1.0
 
 

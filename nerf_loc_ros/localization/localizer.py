@@ -115,6 +115,7 @@ class LocalizationResult:
     matches_3d: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
     inliers: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     stages: dict[str, int] = field(default_factory=dict)  #: matches/inliers of the first and refinement passes
+    submap: str = ""  #: id of the submap that localized the image (global maps only)
 
     @property
     def ok(self) -> bool:
@@ -137,6 +138,28 @@ class Localizer:
         # numpy's OpenBLAS threads spin after each call and starve torch's threads on a 2-core machine
         # (matching measured 40-100 ms instead of 15 ms): the per-frame numpy work runs single-threaded
         self._numpy_blas = ThreadpoolController().select(internal_api="openblas")
+
+    @property
+    def frame_id(self) -> str:
+        """The map frame the poses are in."""
+        return self.map.frame_id
+
+    @property
+    def units(self) -> str:
+        """Units of the map frame ("m" for metric maps)."""
+        return self.map.nerf_map.units
+
+    def keyframe_centres(self) -> np.ndarray:
+        """Keyframe camera centres ``[N x 3]`` in the map frame."""
+        return self.db.T_world_cam[:, :3, 3]
+
+    def keyframe_names(self, res: LocalizationResult) -> list[str]:
+        """Names of the keyframes a result used."""
+        return [str(self.db.names[k]) for k in res.keyframes if 0 <= k < len(self.db.names)]
+
+    def summary(self) -> str:
+        """One line for logs: keyframes and points."""
+        return f"{len(self.db)} keyframes, {self.db.num_points} points"
 
     # ------------------------------------------------------------------ stages
     def candidate_keyframes(self, T_prior: np.ndarray | None, global_desc: np.ndarray) -> np.ndarray:
@@ -209,24 +232,38 @@ class Localizer:
             return self._localize(image, K, prior)
 
     def _localize(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None) -> LocalizationResult:
-        cfg = self.config
         t_start = time.perf_counter()
-        timings: dict[str, float] = {}
+        K = check_intrinsics(np.asarray(K, np.float64), what="query intrinsics")
+        if prior is not None and not np.isfinite(prior).all():
+            raise ValueError("pose prior contains NaN or inf")
+        feats = self.backbone(image)
+        backbone_ms = (time.perf_counter() - t_start) * 1e3
+        h, w = image.shape[:2]
+        return self.localize_features(feats, (w, h), K, prior, t_start, {"backbone": backbone_ms})
+
+    def global_descriptor(self, feats) -> np.ndarray:
+        """The query's VLAD descriptor under this map's codebook (retrieval)."""
+        return vlad(feats.descriptors.cpu().numpy(), self.db.codebook)
+
+    def localize_features(self, feats, size: tuple[int, int], K: np.ndarray, prior: np.ndarray | None,
+                          t_start: float | None = None, timings: dict[str, float] | None = None
+                          ) -> LocalizationResult:
+        """The stages after the backbone, from its output ``feats`` for an image of ``size`` (width, height);
+        lets several maps share one backbone pass (:class:`~nerf_loc_ros.localization.GlobalLocalizer`)."""
+        cfg = self.config
+        t_start = time.perf_counter() if t_start is None else t_start
+        timings = dict(timings or {})
 
         def lap(name: str, t: float) -> float:
             now = time.perf_counter()
             timings[name] = (now - t) * 1e3
             return now
 
-        K = check_intrinsics(np.asarray(K, np.float64), what="query intrinsics")
-        if prior is not None and not np.isfinite(prior).all():
-            raise ValueError("pose prior contains NaN or inf")
-        h, w = image.shape[:2]
+        w, h = size
         t = time.perf_counter()
-        feats = self.backbone(image)
         desc2d = sample_dense(self.encoder.image_head(feats.dense), feats.normalized_keypoints())
-        t = lap("backbone", t)
-        kfs = self.candidate_keyframes(prior, vlad(feats.descriptors.cpu().numpy(), self.db.codebook))
+        t = lap("head", t)
+        kfs = self.candidate_keyframes(prior, self.global_descriptor(feats))
         cand = self.db.observed_points(kfs)
         t = lap("retrieval", t)
         res = LocalizationResult(Status.FAILED, keyframes=[int(k) for k in kfs], keypoints=feats.keypoints,

@@ -37,7 +37,7 @@ from ..conversions import (
     transform_msg_to_matrix,
 )
 from ..geometry import invert_pose
-from ..localization import Localizer, LocalizerConfig, Status, load_localization_map
+from ..localization import LocalizerConfig, Status, load_localizer
 from ..localization.debug import draw_matches
 from ..localization.session import LocalizationSession, SessionConfig, map_to_odom
 from ..maps import MapError
@@ -120,7 +120,6 @@ class LocalizerNode(Node):
                        "last_latency_ms": 0.0}
         self.session: LocalizationSession | None = None
         self._camera_frame = ""  # frame of the last image (for initialpose -> camera prior)
-        self.map_frame_names: list[str] = []
 
         from tf2_ros import Buffer, TransformBroadcaster, TransformListener
 
@@ -184,20 +183,18 @@ class LocalizerNode(Node):
     # ------------------------------------------------------------------ map
     def load_map(self, path: str) -> tuple[bool, str]:
         """Load a map and start a fresh session; the previous map stays when loading fails."""
+        cfg = LocalizerConfig(refine=self.p("refine"), device=self.p("device"))
         try:
-            loc_map = load_localization_map(path, device=self.p("device"))
+            localizer = load_localizer(path, cfg)
         except (MapError, OSError, ValueError) as exc:
             return False, f"cannot load map '{path}': {exc}"
-        cfg = LocalizerConfig(refine=self.p("refine"), device=self.p("device"))
-        session = LocalizationSession(Localizer(loc_map, cfg),
-                                      SessionConfig(self.p("use_prior"), self.p("max_prior_age")))
+        session = LocalizationSession(localizer, SessionConfig(self.p("use_prior"), self.p("max_prior_age")))
         with self._lock:
             self.session = session
-            self.map_frame_names = [str(n) for n in loc_map.keyframes.names]
-        if loc_map.frame_id != self.p("map_frame"):
-            self.get_logger().warn(f"map frame in the map file is '{loc_map.frame_id}', publishing in "
+        if localizer.frame_id != self.p("map_frame"):
+            self.get_logger().warn(f"map frame in the map file is '{localizer.frame_id}', publishing in "
                                    f"'{self.p('map_frame')}'")
-        return True, f"loaded map '{path}': {len(loc_map.keyframes)} keyframes, {loc_map.keyframes.num_points} points"
+        return True, f"loaded map '{path}': {localizer.summary()}"
 
     def _on_load_map(self, request, response):
         response.success, response.message = self.load_map(request.map_path)
@@ -289,7 +286,7 @@ class LocalizerNode(Node):
         res = outcome.result
         self._stats["last_state"] = res.status.value
         self._stats["last_latency_ms"] = res.timings_ms.get("total", 0.0)
-        names = [self.map_frame_names[k] for k in res.keyframes if k < len(self.map_frame_names)]
+        names = session.localizer.keyframe_names(res)
         self.status_pub.publish(status_message(self.types, res, stamp, map_frame, names, outcome.used_prior))
         if self.p("publish_debug_image") and self.debug_pub.get_subscription_count() > 0:
             self.debug_pub.publish(rgb_to_image_msg(draw_matches(rgb, res, K), "rgb8", stamp, cam_frame, self.types))
