@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rg.add_argument("--no-resample", action="store_true",
                     help="use the clouds cached in the pair scenes instead of sampling the maps (times exclude sampling)")
     rg.add_argument("--json", type=Path, default=None, help="write the result JSON here")
+    rg.add_argument("--png", type=Path, default=Path("register_pairs.png"),
+                    help="top views of every registration, pairs x methods (default register_pairs.png)")
     rg.set_defaults(func=cmd_register)
 
 
@@ -86,8 +88,9 @@ def cmd_register(args: argparse.Namespace) -> int:
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     result = run_register_benchmark(args.pairs, methods, weights=args.weights, resample=not args.no_resample,
-                                    json_path=args.json)
+                                    json_path=args.json, png_path=args.png)
     print(format_register_table(result))
+    print(f"figure: {args.png}")
     if args.json:
         print(f"json: {args.json}")
     return 0

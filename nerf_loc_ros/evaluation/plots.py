@@ -101,3 +101,48 @@ def plot_per_frame(records: list[FrameRecord], path: Path, trans_unit: str = "m"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_registrations(panels: list[list[dict]], path: Path, max_points: int = 4000) -> Path:
+    """A grid of top views of registered pairs: one row per pair, one column per method.
+
+    Each panel dict has ``source [N x 3]`` and ``target [M x 3]`` (their own frames), ``T`` (the method's
+    ``T_target_source`` or None), ``T_gt``, ``T_view`` (target frame -> the frame whose x-y plane is drawn, e.g.
+    the capture's world frame) and a ``title``. The target is grey, the source under the estimate red and under
+    the truth a faint blue."""
+    plt = _plt()
+    rows, cols = len(panels), max(len(r) for r in panels)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.2 * rows), squeeze=False)
+    rng = np.random.default_rng(0)
+
+    def sub(P):
+        return P[rng.choice(len(P), min(len(P), max_points), replace=False)]
+
+    for r, row in enumerate(panels):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(row):
+                ax.axis("off")
+                continue
+            p = row[c]
+            tgt, src = sub(np.asarray(p["target"])), sub(np.asarray(p["source"]))
+            V = np.asarray(p.get("T_view", np.eye(4)))
+
+            def view(P, T=np.eye(4)):
+                M = V @ T
+                return P @ M[:3, :3].T + M[:3, 3]
+
+            t_v, gt = view(tgt), view(src, p["T_gt"])
+            ax.scatter(t_v[:, 0], t_v[:, 1], s=0.3, c="0.6")
+            ax.scatter(gt[:, 0], gt[:, 1], s=0.3, c="tab:blue", alpha=0.15)
+            if p["T"] is not None:
+                est = view(src, p["T"])
+                ax.scatter(est[:, 0], est[:, 1], s=0.3, c="tab:red")
+            ax.set_title(p["title"], fontsize=7)
+            ax.set_aspect("equal", adjustable="datalim")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

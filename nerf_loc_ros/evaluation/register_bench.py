@@ -38,9 +38,10 @@ def _sample(record, registrar):
 
 
 def evaluate_pairs(pairs: list[RegistrationPair], registrars: dict, resample: bool = True,
-                   progress: bool = True) -> list[dict]:
+                   progress: bool = True, panels: list | None = None) -> list[dict]:
     """One row per (pair, method): scene, overlap key, measured overlap, status, RRE (deg), RTE fraction,
-    seconds (sampling both maps + registration), inliers."""
+    seconds (sampling both maps + registration), inliers. With ``panels`` (a list), appends one row of
+    :func:`~.plots.plot_registrations` panels per pair."""
     from tqdm import tqdm
 
     rows = []
@@ -53,6 +54,7 @@ def evaluate_pairs(pairs: list[RegistrationPair], registrars: dict, resample: bo
             src, tgt = pair.source.cloud(), pair.target.cloud()
         sampling_s = time.perf_counter() - t0
         extent = max(cloud_extent(src.points), cloud_extent(tgt.points))
+        row_panels = []
         for name, reg in registrars.items():
             res = reg.register(src, tgt)
             rre, rte = registration_errors(res.T_target_source, pair.T_target_source, extent)
@@ -66,6 +68,12 @@ def evaluate_pairs(pairs: list[RegistrationPair], registrars: dict, resample: bo
             })
             log.info("%s %s %s: %s rre %.2f rte %.4f", pair.scene, rows[-1]["overlap_key"], name,
                      res.status.value, rre, rte)
+            row_panels.append({"source": src.points, "target": tgt.points, "T": res.T_target_source,
+                               "T_gt": pair.T_target_source, "T_view": pair.target.T_world_submap,
+                               "title": f"{pair.scene} {pair.key}% {name}: {res.status.value}\nRRE {rre:.1f} deg, "
+                                        f"RTE {100 * rte:.1f} %"})
+        if panels is not None:
+            panels.append(row_panels)
     return rows
 
 
@@ -87,8 +95,9 @@ def summarise_rows(rows: list[dict]) -> dict:
 
 def run_register_benchmark(scene_dirs: list[Path], methods: tuple[str, ...] = ("desc", "fpfh"),
                            weights: Path | None = None, resample: bool = True, json_path: Path | None = None,
-                           progress: bool = True) -> dict:
-    """Score ``methods`` on the evaluation pairs of the pair scenes ``scene_dirs``; writes ``json_path``."""
+                           png_path: Path | None = None, progress: bool = True) -> dict:
+    """Score ``methods`` on the evaluation pairs of the pair scenes ``scene_dirs``; writes ``json_path`` and a
+    top-view figure of every registration to ``png_path``."""
     registrars = {}
     for m in methods:
         if m == "desc":
@@ -106,9 +115,15 @@ def run_register_benchmark(scene_dirs: list[Path], methods: tuple[str, ...] = ("
         pairs += list(load_pair_scene(Path(d)).evaluation_pairs().values())
     if not pairs:
         raise ValueError("no finished evaluation pairs in " + ", ".join(map(str, scene_dirs)))
-    rows = evaluate_pairs(pairs, registrars, resample=resample, progress=progress)
+    panels: list = []
+    rows = evaluate_pairs(pairs, registrars, resample=resample, progress=progress, panels=panels)
+    if png_path is not None:
+        from .plots import plot_registrations
+
+        plot_registrations(panels, png_path)
     result = {"thresholds": {"rre_deg": RRE_THRESHOLD_DEG, "rte_frac": RTE_THRESHOLD_FRAC},
-              "scenes": [str(d) for d in scene_dirs], "methods": {}, "pairs": rows}
+              "scenes": [str(d) for d in scene_dirs], "methods": {}, "pairs": rows,
+              "figure": None if png_path is None else str(png_path)}
     for m in methods:
         mine = [r for r in rows if r["method"] == m]
         keys = sorted({r["overlap_key"] for r in mine}, key=lambda k: float(k))
