@@ -25,7 +25,8 @@ from nerf_loc_ros.registration import (
     save_desc_weights,
     weighted_kabsch,
 )
-from nerf_loc_ros.registration.estimation import Correspondences, estimate_transform, icp_point_to_plane, rotation_angle_deg
+from nerf_loc_ros.registration.estimation import (Correspondences, estimate_transform, icp_point_to_plane,
+                                                  rotation_angle_deg)
 from nerf_loc_ros.registration.losses import LossConfig, desc_losses, pair_truth
 
 SMALL_PREP = PrepareConfig(max_fine=1200, num_super=96, max_dense=6000)

@@ -144,3 +144,39 @@ def test_moved_capture_sees_the_moved_scene():
     before, after = depth_points(data, per_image=50, seed=0), depth_points(moved, per_image=50, seed=0)
     assert np.allclose(after, before @ T[:3, :3].T + T[:3, 3], atol=1e-6)
     assert np.array_equal(data.T_world_cam.shape, moved.T_world_cam.shape)
+
+
+def test_register_and_merge_cli(procedural_loc_map, tmp_path, capsys):
+    """`nerf-loc register` / `merge` on real map files: the map registered against itself is the identity and
+    merges; a registration that fails leaves the global map byte-identical."""
+    pytest.importorskip("open3d", reason="the FPFH baseline needs Open3D (pip install open3d-cpu)")
+    import json
+
+    from nerf_loc_ros.cli.main import main
+    from nerf_loc_ros.maps import load_global_map
+    from nerf_loc_ros.registration import DescConfig, DescNetwork
+
+    path = procedural_loc_map[0]
+    assert main(["-q", "register", "--source", str(path), "--target", str(path), "--method", "fpfh",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["status"] == "OK" and np.allclose(doc["T_target_source"], np.eye(4), atol=0.02)
+    assert doc["timings_ms"]["sampling"] > 0  # sampling both maps is part of the time
+    g = tmp_path / "global"
+    assert main(["-q", "merge", "--global", str(g), "--submap", str(path), "--create"]) == 0
+    # a registration that FAILS (here: an inlier bar no pair can reach) writes nothing
+    from nerf_loc_ros.registration import DescRegistrar, DescRegistrarConfig, MatchConfig, merge_submap
+
+    strict = DescRegistrar(DescNetwork(DescConfig(d_model=32, fine_dim=16, level0_dims=(8, 16), tex_dim=16, blocks=1)),
+                           DescRegistrarConfig(match=MatchConfig(min_inliers=10**6)))
+    before, listing = (g / "submaps.yaml").read_bytes(), sorted(p.name for p in g.parent.iterdir())
+    out = merge_submap(g, path, strict)
+    assert not out.merged and out.result.status.value == "FAILED" and "inlier" in out.result.reason
+    assert (g / "submaps.yaml").read_bytes() == before and sorted(p.name for p in g.parent.iterdir()) == listing
+    capsys.readouterr()
+    assert main(["-q", "merge", "--global", str(g), "--submap", str(path), "--method", "fpfh"]) == 0
+    assert "as submap 1" in capsys.readouterr().out
+    gmap = load_global_map(g)
+    assert [s.id for s in gmap.submaps] == ["0", "1"] and np.allclose(gmap.submaps[1].T_global_submap, np.eye(4),
+                                                                      atol=0.02)
+    assert gmap.submaps[1].registration["status"] == "OK" and gmap.submaps[1].registration["against"] == "0"

@@ -11,7 +11,7 @@ import numpy as np
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("localize", help="localize one image against a map (pose, status, timings)")
-    p.add_argument("--map", required=True, type=Path, help="map directory built by `nerf-loc map build`, or a global map of merged submaps (`nerf-loc merge`)")
+    p.add_argument("--map", required=True, type=Path, help="map directory (`nerf-loc map build`) or global map of merged submaps (`nerf-loc merge`)")
     p.add_argument("--image", required=True, type=Path, help="image file (PNG/JPEG, RGB or grey)")
     p.add_argument("--K", default=None,
                    help="intrinsics 'fx,fy,cx,cy' in pixels (default: the map's keyframe camera, if the size matches)")
@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_localize)
 
     r = sub.add_parser("replay", help="replay a bag through the localizer as the live node does; metrics and plots")
-    r.add_argument("--map", required=True, type=Path, help="map directory built by `nerf-loc map build`, or a global map of merged submaps (`nerf-loc merge`)")
+    r.add_argument("--map", required=True, type=Path, help="map directory (`nerf-loc map build`) or global map of merged submaps (`nerf-loc merge`)")
     r.add_argument("--bag", required=True, type=Path, help="bag: rosbag2 directory, .db3/.mcap file or ROS 1 .bag")
     r.add_argument("--image-topic", default=None, help="Image or CompressedImage topic (default: the only one)")
     r.add_argument("--camera-info-topic", default=None, help="CameraInfo topic (default: the only one / sibling)")

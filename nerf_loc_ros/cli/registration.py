@@ -160,16 +160,12 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     from ..datasets import load_dataset
     from ..maps import load_map
     from ..nerf import TrainConfig
-    from ..registration import SamplingConfig, make_pair_scene, sample_nerf_points
+    from ..registration import SamplingConfig, make_pair_scene, sample_map
 
     data = load_dataset(args.data, args.split)
     reference = None
     if args.reference_map is not None:
-        ref = load_map(args.reference_map)
-        if ref.cameras is None:
-            raise ValueError(f"{args.reference_map}: the map has no training cameras (built before they were "
-                             "stored); rebuild it")
-        reference = sample_nerf_points(ref.model, ref.cameras, SamplingConfig(max_points=40000)).points
+        reference = sample_map(load_map(args.reference_map), SamplingConfig(max_points=40000)).points
     budget = None if args.budget_min is None else 60.0 * args.budget_min
     scene = make_pair_scene(data, args.out, args.overlaps, TrainConfig(iterations=args.iterations,
                                                                        budget_seconds=budget),

@@ -134,7 +134,8 @@ class DescRegistrar(Registrar):
             n = 0 if est is None else est.best.inliers
             times["total"] = 1000 * (time.perf_counter() - t_all)
             return RegistrationResult(RegistrationStatus.FAILED, correspondences=len(corr.src), inliers=n,
-                                      timings_ms=times, reason=f"{n} inlier correspondences (< {cfg.match.min_inliers})")
+                                      timings_ms=times,
+                                      reason=f"{n} inlier correspondences (< {cfg.match.min_inliers})")
         best, runner = est.best, est.runner_up
         ambiguous = runner is not None and runner.support >= cfg.match.ambiguity_ratio * best.support
         if init is not None and ambiguous:  # the guess picks among the plausible ones

@@ -194,7 +194,10 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
         return None
 
     def score(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        s_f, inl = _support(T, fine, radius) if len(fine.src) else (torch.zeros(len(T)), torch.zeros(len(T), 0, dtype=torch.bool))
+        if len(fine.src):
+            s_f, inl = _support(T, fine, radius)
+        else:
+            s_f, inl = torch.zeros(len(T)), torch.zeros(len(T), 0, dtype=torch.bool)
         s_c, _ = _support(T, coarse, coarse_radius)
         return s_f + s_c, inl
 

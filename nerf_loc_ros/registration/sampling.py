@@ -61,8 +61,9 @@ class SamplingConfig:
 @dataclass
 class NerfPointCloud:
     """Dense NeRF samples: ``points [N x 3]`` (world frame, map units), ``features [N x C]`` (NeRF embedding),
-    ``colors [N x 3]`` in [0, 1], ``density [N]`` (per map unit) and ``normals [N x 3]``: unit directions
-    towards the seen free space the point was reached from (a coarse outward normal, from the occupancy grid)."""
+    ``colors [N x 3]`` in [0, 1], ``density [N]`` (per map unit, half a cell behind the surface) and
+    ``normals [N x 3]``: unit directions towards the free space the training cameras saw the point from (a coarse
+    outward normal)."""
 
     points: np.ndarray
     features: np.ndarray

@@ -130,7 +130,8 @@ def train_desc(train_dirs: list[Path], out: Path, config: DescTrainConfig | None
         voxel = pair_voxel_size(src_c, tgt_c, cfg.prepare) * (1 + cfg.voxel_jitter * rng.uniform(-1, 1))
         seed = int(rng.integers(1 << 30))
         try:
-            src, tgt = prepare_cloud(src_c, voxel, cfg.prepare, seed), prepare_cloud(tgt_c, voxel, cfg.prepare, seed + 1)
+            src = prepare_cloud(src_c, voxel, cfg.prepare, seed)
+            tgt = prepare_cloud(tgt_c, voxel, cfg.prepare, seed + 1)
         except ValueError as exc:
             log.warning("skipping pair %s/%s: %s", pair.scene, pair.source.name, exc)
             continue
