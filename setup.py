@@ -16,7 +16,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["nerf_loc_ros", "nerf_loc_ros.*"]),
     include_package_data=True,
-    package_data={"nerf_loc_ros": ["py.typed"]},
+    package_data={"nerf_loc_ros": ["py.typed"], "nerf_loc_ros.registration": ["weights/*.safetensors", "weights/*.md"]},
     install_requires=[
         "numpy>=1.24",
         "scipy>=1.10",
