@@ -18,7 +18,9 @@ def _subcommands(parser):
 def test_every_command_has_help(capsys):
     parser = build_parser()
     names = [n for n, _ in _subcommands(parser)]
-    assert set(COMMAND_MODULES) <= set(names)
+    # each module adds the command of its name; registration adds its four
+    assert set(COMMAND_MODULES) - {"registration"} <= set(names)
+    assert {"make-pairs", "train-desc", "register", "merge"} <= set(names)
     todo = list(_subcommands(parser))
     while todo:
         name, sub = todo.pop()
