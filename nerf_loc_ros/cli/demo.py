@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def run_demo(out: Path, seed: int, frames: int, width: int, height: int, nerf_budget_min: float = 4.0,
-             encoder_budget_s: float = 90.0) -> dict:
+             encoder_budget_s: float = 90.0, nerf_iterations: int = 20000, encoder_steps: int = 3000) -> dict:
     """Run the demo into ``out``; returns the report dict (also written to ``out/demo.json``)."""
     from ..bags import bag_info, write_bag
     from ..datasets import load_dataset
@@ -63,8 +63,10 @@ def run_demo(out: Path, seed: int, frames: int, width: int, height: int, nerf_bu
     from ..nerf import TrainConfig
 
     t0 = time.perf_counter()
-    build_localization_map(mapping, out / "map", TrainConfig(budget_seconds=nerf_budget_min * 60),
-                           encoder_train=EncoderTrainConfig(budget_s=encoder_budget_s), overwrite=True)
+    build_localization_map(mapping, out / "map", TrainConfig(iterations=nerf_iterations,
+                                                             budget_seconds=nerf_budget_min * 60),
+                           encoder_train=EncoderTrainConfig(budget_s=encoder_budget_s, max_steps=encoder_steps),
+                           overwrite=True)
     report["map_build_seconds"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
     metrics = run_replay(out / "map", bag_path, "/camera/image_raw", out / "replay", gt_topic="/ground_truth/pose")
@@ -77,7 +79,7 @@ def run_demo(out: Path, seed: int, frames: int, width: int, height: int, nerf_bu
 
 def cmd_demo(args: argparse.Namespace) -> int:
     report = run_demo(Path(args.out), args.seed, args.frames, args.width, args.height, args.nerf_budget_min,
-                      args.encoder_budget_s)
+                      args.encoder_budget_s, args.nerf_iterations, args.encoder_steps)
     rt = report["bag_roundtrip"]
     print(f"procedural scene seed {report['seed']} at {report['size']}: "
           f"{report['mapping_frames']} mapping + {report['query_frames']} query frames rendered in "
@@ -109,4 +111,8 @@ def register(sub) -> None:
     p.add_argument("--height", type=int, default=240, help="image height in pixels (default 240)")
     p.add_argument("--nerf-budget-min", type=float, default=4.0, help="NeRF training budget in minutes (default 4)")
     p.add_argument("--encoder-budget-s", type=float, default=90.0, help="encoder training budget in s (default 90)")
+    p.add_argument("--nerf-iterations", type=int, default=20000,
+                   help="NeRF training steps at most (default 20000: the budget decides)")
+    p.add_argument("--encoder-steps", type=int, default=3000,
+                   help="encoder training steps at most (default 3000: the budget decides)")
     p.set_defaults(func=cmd_demo)

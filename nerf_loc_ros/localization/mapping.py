@@ -150,6 +150,9 @@ def build_keyframe_db(
             obs_point.append(p)
             obs_uv.append(v.features.keypoints[j])
         obs_ptr.append(len(obs_point))
+    if not counts:
+        raise ValueError("no keyframe keypoint hit an opaque, sharp NeRF surface: the NeRF is not trained enough "
+                         "(train longer) or the scene is not covered by the keyframes")
     n_obs = np.maximum(np.array(counts, np.float64), 1)[:, None]
     points = np.array(sums).reshape(-1, 3) / n_obs
     feats_list = np.array(feat_sums).reshape(len(counts), -1) / n_obs

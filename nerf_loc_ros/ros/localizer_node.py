@@ -129,7 +129,10 @@ class LocalizerNode(Node):
         self._make_interfaces()
         if self.p("map_path"):
             ok, message = self.load_map(self.p("map_path"))
-            (self.get_logger().info if ok else self.get_logger().error)(message)
+            if ok:
+                self.get_logger().info(message)
+            else:
+                self.get_logger().error(message)
         self._worker = threading.Thread(target=self._work, name="localizer", daemon=True)
         self._worker.start()
         self.create_timer(1.0, self._publish_diagnostics)

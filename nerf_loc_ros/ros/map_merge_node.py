@@ -152,7 +152,11 @@ class MapMergeNode(Node):
         response.success, response.message, result = await done
         if result is not None:
             response.result = result
-        (self.get_logger().info if response.success else self.get_logger().warning)(response.message)
+        # one call site per severity: rclpy refuses a call site whose severity changes between calls
+        if response.success:
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().warning(response.message)
         return response
 
 

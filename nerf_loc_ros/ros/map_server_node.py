@@ -45,7 +45,10 @@ class MapServerNode(Node):
         path = self.get_parameter("map_path").value
         if path:
             ok, message = self.publish_map(path)
-            (self.get_logger().info if ok else self.get_logger().error)(message)
+            if ok:
+                self.get_logger().info(message)
+            else:
+                self.get_logger().error(message)
 
     def publish_map(self, path: str) -> tuple[bool, str]:
         """Load ``path`` and publish its cloud and keyframes; returns (success, message)."""
