@@ -200,7 +200,7 @@ def test_map_merge_node_creates_registers_and_publishes(procedural_loc_map, tmp_
     """The merge service in a real graph: the first submap creates the global map (static TF, latched cloud); a
     dry run registers a second request in the worker thread while the executor keeps serving, publishes
     ~/registration_result and leaves the global map as it was."""
-    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2
@@ -226,9 +226,19 @@ def test_map_merge_node_creates_registers_and_publishes(procedural_loc_map, tmp_
         buf = Buffer()
         TransformListener(buf, helper)
         client = helper.create_client(MergeSubmap, "/nerf_map_merge/merge_submap")
-        executor = MultiThreadedExecutor(num_threads=3)
-        for n in (node, helper):
-            executor.add_node(n)
+        # the node spins as `ros2 run` spins it: a single-threaded executor blocking in wait without a timeout
+        node_executor = SingleThreadedExecutor()
+        node_executor.add_node(node)
+
+        def spin_node():
+            try:
+                node_executor.spin()
+            except ExternalShutdownException:
+                pass
+
+        threading.Thread(target=spin_node, daemon=True).start()
+        executor = MultiThreadedExecutor(num_threads=2)
+        executor.add_node(helper)
         threading.Thread(target=_spin, args=(executor, stop), daemon=True).start()
         assert client.wait_for_service(timeout_sec=10)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from rcl_interfaces.msg import IntegerRange, ParameterDescriptor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -58,6 +59,10 @@ class MapMergeNode(Node):
         self.tf_static = StaticTransformBroadcaster(self)
         self.create_service(MergeSubmap, "~/merge_submap", self._on_merge)
         self._busy = threading.Lock()
+        # wakes the executor when a merge finishes, so the awaiting service callback resumes even when nothing
+        # else happens (rclpy.spin blocks in wait without a timeout); in its own callback group, since the service's
+        # group stays busy until the callback returns and the executor does not wait on busy groups
+        self._merge_done = self.create_guard_condition(lambda: None, callback_group=MutuallyExclusiveCallbackGroup())
         self._registrar = None
         gpath = self.get_parameter("global_map").value
         if gpath and (Path(gpath) / "submaps.yaml").is_file():
@@ -147,6 +152,7 @@ class MapMergeNode(Node):
                 done.set_result((False, f"merge failed: {exc!r}", None))
             finally:
                 self._busy.release()
+                self._merge_done.trigger()
 
         threading.Thread(target=work, daemon=True).start()
         response.success, response.message, result = await done
