@@ -121,6 +121,12 @@ def test_replay_and_localize_cli(built, tmp_path, capsys):
     if printed["status"] == "OK":
         rot, trans = pose_errors(np.array(printed["T_world_cam"])[None], query.T_world_cam[3][None])
         assert rot[0] < 5 and trans[0] < 0.1
+    # the text output names the frame and units of the map
+    code_text = main(["localize", "--map", str(path), "--image", str(img)])
+    text = capsys.readouterr().out
+    assert code_text == code and "inliers of" in text
+    if printed["status"] == "OK":
+        assert "T_world_cam (map, OpenCV camera axes)" in text and " m, " in text
 
 
 def test_global_localizer_over_two_submaps(built, tmp_path):

@@ -74,12 +74,12 @@ def cmd_localize(args: argparse.Namespace) -> int:
     else:
         print(f"{args.image}: {res.status.value}" + (f" ({res.reason})" if res.reason else ""))
         if res.T_world_cam is not None:
-            print(f"  T_world_cam ({loc_map.frame_id}, OpenCV camera axes): t = {np.round(out['translation'], 4).tolist()}"
+            print(f"  T_world_cam ({loc.frame_id}, OpenCV camera axes): t = {np.round(out['translation'], 4).tolist()}"
                   f", q_xyzw = {np.round(out['quaternion_xyzw'], 5).tolist()}")
-            print(f"  1-sigma: {np.round(out['std_trans'], 4).tolist()} {loc_map.nerf_map.units}, "
+            print(f"  1-sigma: {np.round(out['std_trans'], 4).tolist()} {loc.units}, "
                   f"{np.round(out['std_rot_deg'], 3).tolist()} deg")
         print(f"  {res.num_inliers} inliers of {res.num_matches} matches, reprojection error {res.reproj_error:.2f} px,"
-              f" keyframes {res.keyframes}")
+              f" keyframes {out['keyframes']}")
         print("  timings: " + ", ".join(f"{k} {v:.1f} ms" for k, v in res.timings_ms.items()))
     return 0 if res.T_world_cam is not None else 1
 
