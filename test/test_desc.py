@@ -25,8 +25,8 @@ from nerf_loc_ros.registration import (
     save_desc_weights,
     weighted_kabsch,
 )
-from nerf_loc_ros.registration.estimation import (Correspondences, estimate_transform, icp_point_to_plane,
-                                                  rotation_angle_deg)
+from nerf_loc_ros.geometry import rotation_error_deg
+from nerf_loc_ros.registration.estimation import Correspondences, estimate_transform, icp_point_to_plane
 from nerf_loc_ros.registration.losses import LossConfig, desc_losses, pair_truth
 
 SMALL_PREP = PrepareConfig(max_fine=1200, num_super=96, max_dense=6000)
@@ -158,7 +158,7 @@ def test_weighted_kabsch_and_distinct_hypotheses():
     c_tgt[28:] = torch.as_tensor(rng.uniform(-3, 3, (12, 3)), dtype=torch.float32)
     coarse = Correspondences(c_src, c_tgt, torch.ones(40), torch.arange(40))
     est = estimate_transform(no_coarse, coarse, 0.01, 0.1, MatchConfig(), torch.Generator().manual_seed(1))
-    assert rotation_angle_deg(est.best.T[:3, :3] @ T1[:3, :3].T) < 2.0 and (est.best.T[:3, 3] - T1[:3, 3]).norm() < 0.1
+    assert rotation_error_deg(est.best.T.numpy(), T1.numpy()) < 2.0 and (est.best.T[:3, 3] - T1[:3, 3]).norm() < 0.1
 
 
 def test_icp_refines_a_small_offset(room_pair):

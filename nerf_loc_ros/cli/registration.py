@@ -72,7 +72,8 @@ def _add_registrar_arguments(p: argparse.ArgumentParser) -> None:
                    help="desc (learned, default) or fpfh (Open3D FPFH + RANSAC + ICP baseline)")
     p.add_argument("--weights", type=Path, default=None, help="DeSC weights (default: the ones shipped)")
     p.add_argument("--init", type=Path, default=None,
-                   help="text file with a 4x4 initial guess (register: T_target_source; merge: T_global_submap)")
+                   help="text file with an initial guess, a 4x4 matrix or tx ty tz qx qy qz qw (register: T_target_source; "
+                   "merge: T_global_submap)")
 
 
 def _registrar(args: argparse.Namespace):
@@ -86,16 +87,9 @@ def _registrar(args: argparse.Namespace):
 
 
 def _read_init(path: Path | None):
-    import numpy as np
+    from .map import parse_pose_file
 
-    if path is None:
-        return None
-    T = np.loadtxt(path, dtype=np.float64)
-    from ..geometry import is_rigid
-
-    if T.shape != (4, 4) or not np.isfinite(T).all() or not is_rigid(T):
-        raise ValueError(f"{path}: the initial guess must be a rigid 4x4 matrix")
-    return T
+    return None if path is None else parse_pose_file(path)
 
 
 def _result_dict(res) -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..geometry import transform_points
 from .pose_metrics import FrameRecord
 
 __all__ = ["plot_error_cdf", "plot_trajectory", "plot_per_frame"]
@@ -131,8 +132,7 @@ def plot_registrations(panels: list[list[dict]], path: Path, max_points: int = 4
             V = np.asarray(p.get("T_view", np.eye(4)))
 
             def view(P, T=np.eye(4)):
-                M = V @ T
-                return P @ M[:3, :3].T + M[:3, 3]
+                return transform_points(V @ T, P)
 
             t_v, gt = view(tgt), view(src, p["T_gt"])
             ax.scatter(t_v[:, 0], t_v[:, 1], s=0.3, c="0.6")

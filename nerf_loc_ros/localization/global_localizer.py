@@ -20,9 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from ..geometry import check_intrinsics
+from ..geometry import invert_pose, transform_points
 from ..maps import GlobalMap, load_global_map
 from .localizer import LocalizationResult, Localizer, LocalizerConfig
 from .map_files import load_localization_map
@@ -40,7 +39,7 @@ def _to_global(res: LocalizationResult, T: np.ndarray, submap_id: str) -> Locali
         out.T_world_cam = T @ res.T_world_cam
         out.covariance = R6 @ res.covariance @ R6.T
     if len(res.matches_3d):
-        out.matches_3d = res.matches_3d @ T[:3, :3].T + T[:3, 3]
+        out.matches_3d = transform_points(T, res.matches_3d)
     return out
 
 
@@ -59,9 +58,10 @@ class GlobalLocalizer:
             if loc.map.backbone_config != first:
                 raise ValueError(f"submap {sub.id} was built with another backbone ({loc.map.backbone_config}) than "
                                  f"submap {self.global_map.submaps[0].id} ({first}); rebuild it")
-        self.backbone = self.localizers[0].backbone
         self._T = [np.asarray(s.T_global_submap, np.float64) for s in self.global_map.submaps]
-        self._T_inv = [np.linalg.inv(T) for T in self._T]
+        self._T_inv = [invert_pose(T) for T in self._T]
+        #: keyframe centres of each submap in the global frame (the prior picks the submap by them, every frame)
+        self._centres = [transform_points(T, loc.keyframe_centres()) for loc, T in zip(self.localizers, self._T)]
 
     @property
     def frame_id(self) -> str:
@@ -75,8 +75,7 @@ class GlobalLocalizer:
 
     def keyframe_centres(self) -> np.ndarray:
         """Keyframe camera centres ``[N x 3]`` of all submaps in the global frame."""
-        return np.concatenate([loc.keyframe_centres() @ T[:3, :3].T + T[:3, 3]
-                               for loc, T in zip(self.localizers, self._T)])
+        return np.concatenate(self._centres)
 
     def keyframe_names(self, res: LocalizationResult) -> list[str]:
         """``<submap id>/<keyframe name>`` of the keyframes a result used."""
@@ -92,10 +91,7 @@ class GlobalLocalizer:
 
     def _order(self, feats, prior: np.ndarray | None) -> list[int]:
         if prior is not None:
-            dist = []
-            for loc, T in zip(self.localizers, self._T):
-                centres = loc.db.T_world_cam[:, :3, 3] @ T[:3, :3].T + T[:3, 3]
-                dist.append(float(np.min(np.linalg.norm(centres - prior[:3, 3], axis=1))))
+            dist = [float(np.min(np.linalg.norm(c - prior[:3, 3], axis=1))) for c in self._centres]
             return list(np.argsort(dist))
         sims = [float(top_k(loc.global_descriptor(feats), loc.db.global_desc, 1)[1][0]) for loc in self.localizers]
         return list(np.argsort(sims)[::-1])
@@ -103,14 +99,9 @@ class GlobalLocalizer:
     def localize(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None = None) -> LocalizationResult:
         """Localize an ``[H x W x 3]`` uint8 RGB image; ``prior``: optional ``T_global_cam`` guess. The result's
         pose is in the global frame and ``submap`` names the submap that localized it."""
-        first = self.localizers[0]
-        with first._numpy_blas.limit(limits=1), torch.inference_mode():
-            t_start = time.perf_counter()
-            K = check_intrinsics(np.asarray(K, np.float64), what="query intrinsics")
-            if prior is not None and not np.isfinite(prior).all():
-                raise ValueError("pose prior contains NaN or inf")
-            feats = self.backbone(image)
-            timings = {"backbone": (time.perf_counter() - t_start) * 1e3}
+        first = self.localizers[0]  # all submaps share its backbone
+        with first.query_scope():
+            feats, K, t_start, timings = first.run_backbone(image, K, prior)
             h, w = image.shape[:2]
             best = None
             for i in self._order(feats, prior)[: self.max_submaps]:

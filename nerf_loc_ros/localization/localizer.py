@@ -17,6 +17,7 @@ Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -228,18 +229,26 @@ class Localizer:
         ``prior``: optional ``[4 x 4]`` ``T_world_cam`` guess (previous frame, ``/initialpose``, odometry); it
         replaces retrieval by the keyframes nearest to it.
         """
-        with self._numpy_blas.limit(limits=1), torch.inference_mode():
-            return self._localize(image, K, prior)
+        with self.query_scope():
+            feats, K, t_start, timings = self.run_backbone(image, K, prior)
+            h, w = image.shape[:2]
+            return self.localize_features(feats, (w, h), K, prior, t_start, timings)
 
-    def _localize(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None) -> LocalizationResult:
+    def query_scope(self) -> ExitStack:
+        """The context one query runs in: numpy's BLAS single-threaded (see ``__init__``), torch inference mode."""
+        scope = ExitStack()
+        scope.enter_context(self._numpy_blas.limit(limits=1))
+        scope.enter_context(torch.inference_mode())
+        return scope
+
+    def run_backbone(self, image: np.ndarray, K: np.ndarray, prior: np.ndarray | None):
+        """Check the query and run the backbone: ``(features, K as float64, start time, {"backbone": ms})``."""
         t_start = time.perf_counter()
         K = check_intrinsics(np.asarray(K, np.float64), what="query intrinsics")
         if prior is not None and not np.isfinite(prior).all():
             raise ValueError("pose prior contains NaN or inf")
         feats = self.backbone(image)
-        backbone_ms = (time.perf_counter() - t_start) * 1e3
-        h, w = image.shape[:2]
-        return self.localize_features(feats, (w, h), K, prior, t_start, {"backbone": backbone_ms})
+        return feats, K, t_start, {"backbone": (time.perf_counter() - t_start) * 1e3}
 
     def global_descriptor(self, feats) -> np.ndarray:
         """The query's VLAD descriptor under this map's codebook (retrieval)."""

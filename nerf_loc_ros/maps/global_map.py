@@ -60,10 +60,6 @@ class GlobalMap:
         raise KeyError(f"no submap '{submap_id}' in {self.path}")
 
 
-def _rigid_4x4(T: np.ndarray) -> bool:
-    return T.shape == (4, 4) and bool(np.isfinite(T).all()) and is_rigid(T)
-
-
 def _link_or_copy_tree(src: Path, dst: Path) -> None:
     def link(s, d):
         try:
@@ -94,7 +90,7 @@ def _new_submap(submap_dir: Path, submap_id: str, T: np.ndarray, registration: d
     if not _ID.match(submap_id):
         raise ValueError(f"submap id '{submap_id}': use 1-64 letters, digits or underscores (it names a TF frame)")
     T = np.asarray(T, np.float64)
-    if not _rigid_4x4(T):
+    if not is_rigid(T):
         raise ValueError(f"T_global_submap of '{submap_id}' is not a finite rigid 4x4 transform")
     manifest = read_manifest(submap_dir)  # a broken submap is rejected before anything is written
     return Submap(submap_id, Path(submap_dir), T, dict(registration), str(manifest.get("name", "")),
@@ -126,7 +122,7 @@ def load_global_map(path: Path) -> GlobalMap:
             raise MapError(f"{index}: submap entry {k} is malformed ({exc})") from exc
         if sid in seen or not _ID.match(sid) or Path(directory).name != directory:
             raise MapError(f"{index}: submap entry {k} has a duplicate or invalid id/directory ('{sid}')")
-        if not _rigid_4x4(T):
+        if not is_rigid(T):
             raise MapError(f"{index}: T_global_submap of '{sid}' is not a finite rigid 4x4 transform")
         read_manifest(path / directory)
         seen.add(sid)

@@ -53,11 +53,6 @@ class MapCameras:
         return cls(np.asarray(data.T_world_cam, np.float64), np.asarray(data.K, np.float64),
                    np.array([data.size(i) for i in range(len(data))], np.int64).reshape(-1, 2))
 
-    def transformed(self, T_new_old: np.ndarray) -> "MapCameras":
-        """The cameras in another frame: every pose becomes ``T_new_old @ T_world_cam``."""
-        return MapCameras(np.einsum("ij,njk->nik", np.asarray(T_new_old, np.float64), self.T_world_cam), self.K,
-                          self.sizes)
-
     def save(self, path: Path) -> None:
         np.savez(path, T_world_cam=self.T_world_cam, K=self.K, sizes=self.sizes)
 

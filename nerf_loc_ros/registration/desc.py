@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .estimation import MatchConfig, estimate_transform, icp_point_to_plane, match_descriptors, rotation_angle_deg
+from ..geometry import rotation_error_deg
+from .estimation import MatchConfig, estimate_transform, icp_point_to_plane, match_descriptors
 from .network import DescConfig, DescNetwork
 from .preprocess import PrepareConfig, pair_voxel_size, prepare_cloud
 from .result import RegistrationResult, RegistrationStatus
@@ -128,7 +129,7 @@ class DescRegistrar(Registrar):
         lap("matching")
         spacing = float((tgt.super_xyz[tgt.super_nbr[:, 1]] - tgt.super_xyz).norm(dim=1).median())
         est = estimate_transform(corr, coarse, voxel, cfg.match.coarse_inlier_factor * spacing, cfg.match,
-                                 torch.Generator().manual_seed(0))
+                                 torch.Generator().manual_seed(0), prior=init)
         lap("estimation")
         if est is None or est.best.inliers < cfg.match.min_inliers:
             n = 0 if est is None else est.best.inliers
@@ -138,12 +139,8 @@ class DescRegistrar(Registrar):
                                       reason=f"{n} inlier correspondences (< {cfg.match.min_inliers})")
         best, runner = est.best, est.runner_up
         ambiguous = runner is not None and runner.support >= cfg.match.ambiguity_ratio * best.support
-        if init is not None and ambiguous:  # the guess picks among the plausible ones
-            T0 = torch.as_tensor(np.asarray(init), dtype=torch.float32)
-            near = lambda h: float(rotation_angle_deg(h.T[:3, :3] @ T0[:3, :3].T))  # noqa: E731
-            if near(runner) < near(best):
-                best, runner = runner, best
-            ambiguous = near(runner) < 2 * cfg.match.distinct_rotation_deg
+        if init is not None and ambiguous:  # the guess picked the best; still ambiguous if the alternative is near it
+            ambiguous = float(rotation_error_deg(runner.T.numpy(), init)) < 2 * cfg.match.distinct_rotation_deg
         T = best.T.double().numpy()
         fitness, rmse = float("nan"), float("nan")
         if cfg.icp:
@@ -160,7 +157,3 @@ class DescRegistrar(Registrar):
         return RegistrationResult(status, T, fitness=fitness, inlier_rmse=rmse, correspondences=len(corr.src),
                                   inliers=best.inliers, confidence=est.confidence, hypotheses=est.plausible,
                                   estimated_rre_deg=rre, estimated_rte=rte, reason=reason, timings_ms=times)
-
-    def describe(self) -> dict:
-        """Config and weight metadata (for results and the model card)."""
-        return {"config": asdict(self.config), "network": self.network.config.to_dict(), "weights": self.metadata}

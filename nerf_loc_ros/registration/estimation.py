@@ -11,11 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .losses import dual_softmax
+from ..geometry import rotation_error_deg
 from .preprocess import PreparedCloud
 
-__all__ = ["MatchConfig", "Correspondences", "weighted_kabsch", "match_descriptors", "coarse_ransac_hypotheses",
-           "Hypothesis", "Estimate", "estimate_transform", "rotation_angle_deg", "icp_point_to_plane"]
+__all__ = ["MatchConfig", "Correspondences", "dual_softmax", "weighted_kabsch", "match_descriptors",
+           "coarse_ransac_hypotheses", "Hypothesis", "Estimate", "estimate_transform", "icp_point_to_plane"]
 
 
 @dataclass
@@ -52,13 +52,18 @@ class MatchConfig:
 
 @dataclass
 class Correspondences:
-    """Fine correspondences: ``src [K x 3]``, ``tgt [K x 3]`` (each in its own frame), ``weight [K]`` and the
-    coarse pair each came from, ``group [K]``."""
+    """Point correspondences (superpoint centres or fine points): ``src [K x 3]``, ``tgt [K x 3]`` (each in its
+    own frame), ``weight [K]`` and the coarse pair each came from, ``group [K]``."""
 
     src: torch.Tensor
     tgt: torch.Tensor
     weight: torch.Tensor
     group: torch.Tensor
+
+
+def dual_softmax(scores: torch.Tensor) -> torch.Tensor:
+    """``softmax_row * softmax_col`` of ``scores [... x M x N]``."""
+    return torch.softmax(scores, -1) * torch.softmax(scores, -2)
 
 
 def weighted_kabsch(src: torch.Tensor, tgt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -116,12 +121,6 @@ def coarse_ransac_hypotheses(coarse: Correspondences, iterations: int, generator
     return weighted_kabsch(coarse.src[idx], coarse.tgt[idx], torch.ones(iterations, 3))
 
 
-def rotation_angle_deg(R: torch.Tensor) -> torch.Tensor:
-    """Rotation angle (degrees) of rotation matrices ``[... x 3 x 3]``."""
-    c = ((R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-    return torch.rad2deg(torch.arccos(c))
-
-
 @dataclass
 class Hypothesis:
     """A candidate ``T_target_source`` with its support (weighted inlier count) and inlier count (fine + coarse
@@ -168,17 +167,20 @@ class Estimate:
 
 
 def _distinct(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: MatchConfig) -> torch.Tensor:
-    dr = rotation_angle_deg(Ta[..., :3, :3] @ Tb[..., :3, :3].transpose(-1, -2))
+    dr = torch.as_tensor(rotation_error_deg(Ta.numpy(), Tb.numpy()))
     dt = (Ta[..., :3, 3] - Tb[..., :3, 3]).norm(dim=-1)
     return (dr > cfg.distinct_rotation_deg) | (dt > cfg.distinct_translation_voxels * voxel)
 
 
 def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: float, coarse_radius: float,
-                       cfg: MatchConfig, generator: torch.Generator | None = None) -> Estimate | None:
+                       cfg: MatchConfig, generator: torch.Generator | None = None,
+                       prior: np.ndarray | None = None) -> Estimate | None:
     """Hypotheses: one weighted-SVD fit per coarse pair from its fine matches (local-to-global) plus
     ``ransac_iterations`` fits of random coarse triplets. Each is scored by its weighted inliers among the fine
     matches (within ``inlier_voxels`` voxels) plus among the coarse matches (within ``coarse_radius``); the best is
-    refined on its fine inliers (outlier removal). None with fewer than three correspondences in all."""
+    refined on its fine inliers (outlier removal). With a ``prior`` (a guess of ``T_target_source``), the
+    hypothesis nearest it in rotation among those with at least ``ambiguity_ratio`` of the top support is the one
+    refined. None with fewer than three correspondences in all."""
     if len(fine.src) + len(coarse.src) < 3:
         return None
     radius = cfg.inlier_voxels * voxel
@@ -194,26 +196,30 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
     if len(Ts) == 0:
         return None
 
-    def score(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def score(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Support ``[B]``, fine inlier masks ``[B x K_f]`` and coarse inlier masks ``[B x K_c]``."""
         if len(fine.src):
             s_f, inl = _support(T, fine, radius)
         else:
             s_f, inl = torch.zeros(len(T)), torch.zeros(len(T), 0, dtype=torch.bool)
-        s_c, _ = _support(T, coarse, coarse_radius)
-        return s_f + s_c, inl
+        s_c, inl_c = _support(T, coarse, coarse_radius)
+        return s_f + s_c, inl, inl_c
 
-    support, _ = score(Ts)
+    support, _, _ = score(Ts)
     order = torch.argsort(support, descending=True)
-    best_T = Ts[order[0]]
+    start = order[0]
+    if prior is not None:
+        plausible = torch.nonzero(support >= cfg.ambiguity_ratio * support[start])[:, 0]
+        start = plausible[int(np.argmin(rotation_error_deg(Ts[plausible].numpy(), prior)))]
+    best_T = Ts[start]
     for _ in range(cfg.refine_iterations):  # outlier removal: re-fit on the fine inliers
         inl = _support(best_T[None], fine, radius)[1][0] if len(fine.src) else torch.zeros(0, dtype=torch.bool)
         if inl.sum() < 3:
             break
         best_T = weighted_kabsch(fine.src[inl], fine.tgt[inl], fine.weight[inl])
-    s_best, inl_best = score(best_T[None])
+    s_best, inl_best, inl_coarse = score(best_T[None])
     m = inl_best[0]
-    coarse_inliers = int(_support(best_T[None], coarse, coarse_radius)[1].sum())
-    best = Hypothesis(best_T, float(s_best[0]), int(m.sum()) + coarse_inliers)
+    best = Hypothesis(best_T, float(s_best[0]), int(m.sum()) + int(inl_coarse.sum()))
     distinct = _distinct(Ts, best_T, voxel, cfg)
     runner = None
     if distinct.any():

@@ -21,7 +21,7 @@ import torch
 
 from .preprocess import PreparedCloud
 
-__all__ = ["LossConfig", "PairTruth", "pair_truth", "desc_losses", "dual_softmax"]
+__all__ = ["LossConfig", "PairTruth", "pair_truth", "desc_losses"]
 
 
 @dataclass
@@ -76,11 +76,6 @@ def pair_truth(src: PreparedCloud, tgt: PreparedCloud, T_target_source: np.ndarr
     return PairTruth(fwd, ov)
 
 
-def dual_softmax(scores: torch.Tensor) -> torch.Tensor:
-    """``softmax_row * softmax_col`` of ``scores [... x M x N]``."""
-    return torch.softmax(scores, -1) * torch.softmax(scores, -2)
-
-
 def circle_loss(dist: torch.Tensor, overlap: torch.Tensor, cfg: LossConfig) -> torch.Tensor:
     """GeoTransformer's overlap-aware circle loss on descriptor distances ``dist [S x T]``."""
     pos = overlap > cfg.positive_overlap
@@ -113,11 +108,11 @@ def desc_losses(out: dict[str, torch.Tensor], src: PreparedCloud, tgt: PreparedC
     pa, pb = src.patch_fine[cand[:, 0]], tgt.patch_fine[cand[:, 1]]  # [P x k]
     fa, fb = out["fine_src"][pa], out["fine_tgt"][pb]  # [P x k x f]
     scores = fa @ fb.transpose(1, 2) / cfg.temperature
-    P = dual_softmax(scores)
+    row = torch.softmax(scores, -1)
+    P = row * torch.softmax(scores, -2)  # dual softmax
     gt = truth.fine_match[pa][:, :, None] == pb[:, None, :]  # [P x k x k]
     fine = -torch.log(P[gt].clamp_min(1e-9)).mean() if gt.any() else zero
     # DPCL on the rows that have a true match in the patch
-    row = torch.softmax(scores, -1)
     alpha_s = 1 - torch.exp(-src.fine_density[pa] * src.voxel)
     alpha_t = 1 - torch.exp(-tgt.fine_density[pb] * tgt.voxel)
     pred_c = row @ tgt.fine_color[pb]  # [P x k x 3]

@@ -30,6 +30,7 @@ from ..datasets import PosedImages
 from ..geometry import is_rigid
 from ..maps.manifest import read_versioned_yaml
 from .pairs import move_cameras, random_rigid_transform, split_views_for_overlap, visibility
+from .result import cloud_extent
 from .sampling import NerfPointCloud, SamplingConfig, sample_nerf_points
 
 __all__ = ["PAIR_SCENE_FILE", "PairScene", "SubmapRecord", "RegistrationPair", "make_pair_scene",
@@ -146,7 +147,7 @@ def make_pair_scene(
     sampling = sampling or SamplingConfig(max_points=20000)
     points = _surface_points(data, reference_points)
     vis = visibility(points, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))])
-    extent = float(np.linalg.norm(np.percentile(points, 99, 0) - np.percentile(points, 1, 0)))
+    extent = cloud_extent(points)
     rng = np.random.default_rng([seed, 0xDE5C])
     views: list[np.ndarray] = []
     eval_pairs: dict[str, tuple[int, int]] = {}
@@ -180,9 +181,7 @@ def make_pair_scene(
         nerf_map = build_map(moved, sub.map_path, replace(train, seed=seed * 1000 + i, progress=False),
                              overwrite=True)
         cloud = sample_nerf_points(nerf_map.model, nerf_map.cameras, sampling)
-        tmp = sub.directory / "cloud.tmp.npz"
-        cloud.save(tmp)
-        tmp.replace(sub.cloud_path)
+        cloud.save(sub.cloud_path)  # written last, atomically: a submap without it is unfinished
         log.info("submap %s: %d views, %d points", sub.name, len(sub.views), len(cloud))
     return scene
 
@@ -213,7 +212,7 @@ def load_pair_scene(directory: Path) -> PairScene:
             if not name.isidentifier():
                 raise ValueError(f"bad submap name {name!r}")
             T = np.asarray(s["T_world_submap"], np.float64)
-            if T.shape != (4, 4) or not is_rigid(T):
+            if not is_rigid(T):
                 raise ValueError(f"submap {name}: T_world_submap is not a rigid 4x4 transform")
             subs.append(SubmapRecord(name, [int(v) for v in s["views"]], T, directory / name))
         ov = np.asarray(doc["overlaps"], np.float64)

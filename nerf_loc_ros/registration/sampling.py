@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..geometry import transform_points
 from ..maps import MapCameras
 from ..nerf import NerfModel
 
@@ -84,13 +85,16 @@ class NerfPointCloud:
         """The cloud with its points and normals mapped by the rigid ``[4 x 4]`` transform (features are
         frame-free)."""
         T = np.asarray(T_new_old, np.float64)
-        pts = (self.points.astype(np.float64) @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+        pts = transform_points(T, self.points.astype(np.float64)).astype(np.float32)
         normals = (self.normals.astype(np.float64) @ T[:3, :3].T).astype(np.float32)
         return NerfPointCloud(pts, self.features, self.colors, self.density, normals)
 
     def save(self, path: Path) -> None:
-        """Write the cloud as an uncompressed ``.npz`` (no pickled objects)."""
-        np.savez(path, **{k: np.ascontiguousarray(getattr(self, k), np.float32) for k in self._FIELDS})
+        """Write the cloud as an uncompressed ``.npz`` (no pickled objects), atomically (temp file + rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, **{k: np.ascontiguousarray(getattr(self, k), np.float32) for k in self._FIELDS})
+        tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> "NerfPointCloud":

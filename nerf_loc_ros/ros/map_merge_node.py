@@ -20,6 +20,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from ..conversions import MessageTypes
+from ..geometry import transform_points
 from ..maps import MapError, create_global_map, load_global_map, load_map, occupied_points
 from .messages import pointcloud2_message, registration_result_message, submap_transforms
 from .spin import run_node
@@ -91,8 +92,7 @@ class MapMergeNode(Node):
         self.tf_static.sendTransform(submap_transforms(self.types, gmap, frame, stamp))
         clouds = []
         for sub in gmap.submaps:
-            P = occupied_points(load_map(sub.path))
-            clouds.append(P @ sub.T_global_submap[:3, :3].T + sub.T_global_submap[:3, 3])
+            clouds.append(transform_points(sub.T_global_submap, occupied_points(load_map(sub.path))))
         xyz = np.concatenate(clouds)
         n = self.get_parameter("max_points").value
         if len(xyz) > n:
@@ -105,15 +105,16 @@ class MapMergeNode(Node):
         from ..conversions import transform_msg_to_matrix
         from ..registration.merge import merge_submap, register_against_global
 
-        gpath = Path(self.get_parameter("global_map").value)
+        gparam = self.get_parameter("global_map").value
         frame = self.get_parameter("map_frame").value
         submap = Path(request.submap_path)
         stamp = self.get_clock().now().nanoseconds
-        if not str(gpath):
+        if not gparam:
             return False, "parameter global_map is empty", None
+        gpath = Path(gparam)
         try:
-            load_map(submap)
             if not (gpath / "submaps.yaml").is_file():
+                load_map(submap)  # a whole, loadable map before it defines the global frame
                 gmap = create_global_map(gpath, submap, submap_id=request.submap_id or "0", frame_id=frame)
                 self._publish_global(gmap)
                 return True, f"created global map {gpath} from {submap}", None
