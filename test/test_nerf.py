@@ -186,6 +186,23 @@ def test_occupancy_update_finds_the_slab_and_skips_empty_space():
     assert 0 < int(out["num_samples"]) <= 16 and abs(out["depth"].item() - 1.4) < 0.03
 
 
+def test_occupancy_of_a_faint_field_keeps_its_densest_cells():
+    """A field still faint everywhere after the warm-up (densities below the absolute threshold) must not empty
+    the grid: an empty grid yields no samples and no gradients (this froze a fern run at 12 dB)."""
+    box = SceneBox((-1.0,) * 3, (1.0,) * 3)
+    occ = NerfModel.create(box, SMALL, OccupancyConfig(resolution=16)).occupancy
+    step = 2.0 / 16
+    faint = 0.1 * -np.log(1 - occ.config.alpha_threshold) / step  # a tenth of the absolute threshold
+
+    def density(x):  # faint everywhere, a little less faint in the half x > 0
+        return torch.where(x[:, 0] > 0, faint, 0.1 * faint)
+
+    fractions = [occ.update(density, step, generator=torch.Generator().manual_seed(i)) for i in range(40)]
+    assert min(fractions) > 0.3 and 0.45 < fractions[-1] < 0.55
+    occupied_x = box.from_grid(occ.cell_centres(torch.nonzero(occ.occupied.reshape(-1))[:, 0]))[:, 0]
+    assert bool((occupied_x > 0).all())
+
+
 def test_occupancy_seed_from_points_marks_those_cells():
     box = SceneBox((-1.0,) * 3, (1.0,) * 3)
     model = NerfModel.create(box, SMALL, OccupancyConfig(resolution=16))

@@ -2,7 +2,10 @@
 
 Each cell keeps an exponential moving maximum of the field density sampled inside it; a cell is
 occupied when that density could make a ray sample visible (``alpha > threshold`` at the render step)
-and it was seen by at least one training camera. Rays skip unoccupied cells.
+and it was seen by at least one training camera. Rays skip unoccupied cells. As in instant-ngp, the
+density threshold is never above the grid's mean density: a field that is still faint everywhere keeps
+its densest cells (an absolute threshold alone can empty the grid, and an empty grid gets no samples,
+no gradients, and stays empty).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ class OccupancyConfig:
     alpha_threshold: float = 0.01  #: a cell is occupied when 1 - exp(-sigma * step) exceeds this
     warmup_updates: int = 1  #: first updates visit every cell; later ones a random subset + occupied cells
     random_fraction: float = 0.125  #: share of all cells re-sampled at random in each later update
-    mean_rule_updates: int = 16  #: during the first updates a cell above the mean density also counts as occupied
 
 
 class OccupancyGrid:
@@ -87,7 +89,7 @@ class OccupancyGrid:
         self.seen = self.seen & allowed
         self.density = mark[0, 0] * density
         self.occupied = (self.density > 0) & self.seen
-        self.updates = max(self.updates, self.config.warmup_updates, self.config.mean_rule_updates)
+        self.updates = max(self.updates, self.config.warmup_updates)
         return float(self.occupied.float().mean())
 
     @torch.no_grad()
@@ -119,7 +121,7 @@ class OccupancyGrid:
         flat[idx] = torch.maximum(flat[idx] * self.config.decay, sigma)
         flat[~self.seen.reshape(-1)] = 0
         threshold = -np.log(1 - self.config.alpha_threshold) / step_size
-        if self.updates < self.config.mean_rule_updates and bool(self.seen.any()):
+        if bool(self.seen.any()):  # instant-ngp's rule: a faint field keeps its cells above the mean
             threshold = min(threshold, float(flat[self.seen.reshape(-1)].mean()))
         self.occupied = (self.density > threshold) & self.seen
         self.updates += 1
