@@ -45,7 +45,7 @@ class TrainConfig:
     min_rays: int | None = None  #: lower bound of the adaptive ray batch; None = 1024 with depth (occupancy
     #: seeded, few samples per ray), else 256 (early, still foggy steps would otherwise take seconds each)
     max_rays: int = 16384  #: upper bound of the adaptive ray batch
-    lr: float = 1e-2  #: initial Adam learning rate
+    lr: float = 2e-2  #: initial Adam learning rate (K-planes uses 2e-2 for its planes)
     lr_final_factor: float = 0.03  #: learning rate at the end = lr * this
     tv_weight: float = 1e-4  #: total-variation weight on the feature planes
     depth_weight: float = 1.0  #: weight of the depth losses (L1 / box diagonal, free space, opacity), if depth exists
