@@ -180,3 +180,67 @@ def test_register_and_merge_cli(procedural_loc_map, tmp_path, capsys):
     assert [s.id for s in gmap.submaps] == ["0", "1"] and np.allclose(gmap.submaps[1].T_global_submap, np.eye(4),
                                                                       atol=0.02)
     assert gmap.submaps[1].registration["status"] == "OK" and gmap.submaps[1].registration["against"] == "0"
+
+
+def test_group_ransac_finds_each_groups_transform_among_outliers():
+    from scipy.spatial.transform import Rotation
+
+    from nerf_loc_ros.registration.estimation import Correspondences, group_ransac_hypotheses
+
+    rng = np.random.default_rng(3)
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("zyx", [100, -20, 35], degrees=True).as_matrix()
+    T[:3, 3] = [1.0, -2.0, 0.5]
+    src = rng.uniform(-1, 1, (100, 3))
+    tgt = src @ T[:3, :3].T + T[:3, 3] + rng.normal(0, 0.002, (100, 3))
+    tgt[40:] = rng.uniform(-3, 3, (60, 3))  # 60 % outliers
+    group = np.r_[np.zeros(100, int), np.ones(5, int)]  # group 1: too few matches to propose anything
+    src, tgt = np.r_[src, rng.uniform(-1, 1, (5, 3))], np.r_[tgt, rng.uniform(-1, 1, (5, 3))]
+    corr = Correspondences(torch.tensor(src, dtype=torch.float32), torch.tensor(tgt, dtype=torch.float32),
+                           torch.ones(len(src)), torch.tensor(group))
+    hyps = group_ransac_hypotheses(corr, radius=0.01, iterations=300, min_matches=8,
+                                   generator=torch.Generator().manual_seed(0))
+    assert hyps.shape == (1, 4, 4)
+    assert np.allclose(hyps[0].numpy(), T, atol=5e-3)
+
+
+def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedural_loc_map):
+    """Real renders of a NeRF map at two resolutions (different keypoints), the source's points expressed in a
+    moved frame: the view registrar finds the motion; scrambled descriptors (no true matches) are not OK."""
+    from scipy.spatial.transform import Rotation
+
+    from nerf_loc_ros.registration import (RegistrationStatus, ViewRegistrar, ViewRegistrarConfig,
+                                           registration_errors, render_view_points)
+    from nerf_loc_ros.registration.views import ViewPoints
+
+    nerf_map = load_map(procedural_loc_map[0])
+    reg = ViewRegistrar(ViewRegistrarConfig(views=6))
+    T_gt = np.eye(4)  # T_target_source
+    T_gt[:3, :3] = Rotation.from_rotvec(np.deg2rad(120.0) * np.array([0.3, -0.2, 1.0]) / np.linalg.norm(
+        [0.3, -0.2, 1.0])).as_matrix()
+    T_gt[:3, 3] = [2.0, -1.0, 0.4]
+    inv = np.linalg.inv(T_gt)
+    target = render_view_points(nerf_map, reg.backbone, ViewRegistrarConfig(views=6, max_side=192))
+    source = [ViewPoints(v.descriptors, (v.points @ inv[:3, :3].T + inv[:3, 3]).astype(np.float32))
+              for v in render_view_points(nerf_map, reg.backbone, ViewRegistrarConfig(views=6, max_side=144))]
+    assert all(len(v.points) > 50 for v in source + target)
+    res = reg.register_views(source, target)
+    assert res.status == RegistrationStatus.OK, res.reason
+    extent = cloud_extent_of(target)
+    rre, rte = registration_errors(res.T_target_source, T_gt, extent)
+    assert rre < 1.0 and rte < 0.01, (rre, rte)
+    assert res.inliers >= 100 and {"matching", "estimation", "total"} <= set(res.timings_ms)
+    g = torch.Generator().manual_seed(0)
+    scrambled = [ViewPoints(v.descriptors[torch.randperm(len(v.points), generator=g)], v.points) for v in source]
+    bad = reg.register_views(scrambled, target)
+    assert bad.status != RegistrationStatus.OK, (bad.inliers, bad.confidence)  # FAILED or AMBIGUOUS: never merged
+    with pytest.raises(TypeError, match="register_maps"):
+        reg.register(None, None)
+    first = reg.views(nerf_map)  # rendered once per map file, then remembered
+    assert reg.views(load_map(procedural_loc_map[0])) is first and len(first) == 6
+
+
+def cloud_extent_of(views) -> float:
+    from nerf_loc_ros.registration import cloud_extent
+
+    return cloud_extent(np.concatenate([v.points for v in views]))

@@ -43,10 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     lo.add_argument("--out-dir", type=Path, default=None, help="keep the built map and the error-CDF plot here")
     lo.set_defaults(func=cmd_localize)
 
-    rg = bsub.add_parser("register", help="DeSC vs FPFH + RANSAC + ICP on the evaluation pairs of pair scenes")
+    rg = bsub.add_parser("register", help="DeSC, rendered views and FPFH + RANSAC + ICP on the evaluation pairs of "
+                         "pair scenes")
     rg.add_argument("--pairs", type=Path, nargs="+", required=True,
                     help="pair scene directories (`nerf-loc make-pairs`); held out from DeSC training")
-    rg.add_argument("--methods", default="desc,fpfh", help="comma-separated: desc, fpfh (default desc,fpfh)")
+    rg.add_argument("--methods", default="desc,fpfh,views",
+                    help="comma-separated: desc (DeSC), fpfh (FPFH + RANSAC + ICP), views (rendered-view matching) "
+                    "(default desc,fpfh,views)")
     rg.add_argument("--weights", type=Path, default=None, help="DeSC weights (default: the ones shipped)")
     rg.add_argument("--no-resample", action="store_true",
                     help="use the clouds cached in the pair scenes instead of sampling the maps (times exclude sampling)")

@@ -68,8 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_registrar_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="desc", choices=("desc", "fpfh"),
-                   help="desc (learned, default) or fpfh (Open3D FPFH + RANSAC + ICP baseline)")
+    p.add_argument("--method", default="desc", choices=("desc", "fpfh", "views"),
+                   help="desc (learned DeSC, default), fpfh (Open3D FPFH + RANSAC + ICP baseline) or views (matching "
+                   "views rendered from both NeRFs)")
     p.add_argument("--weights", type=Path, default=None, help="DeSC weights (default: the ones shipped)")
     p.add_argument("--init", type=Path, default=None,
                    help="text file with an initial guess, a 4x4 matrix or tx ty tz qx qy qz qw (register: T_target_source; "
@@ -77,13 +78,9 @@ def _add_registrar_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _registrar(args: argparse.Namespace):
-    if args.method == "fpfh":
-        from ..registration import FPFHRegistrar
+    from ..registration import make_registrar
 
-        return FPFHRegistrar()
-    from ..registration import DescRegistrar
-
-    return DescRegistrar(args.weights)
+    return make_registrar(args.method, args.weights)
 
 
 def _read_init(path: Path | None):

@@ -1,4 +1,5 @@
-"""``nerf-loc bench register``: DeSC vs FPFH + RANSAC + ICP on the evaluation pairs of pair scenes.
+"""``nerf-loc bench register``: DeSC, rendered-view matching and FPFH + RANSAC + ICP on the evaluation pairs of pair
+scenes.
 
 For every evaluation pair (the ``(a, b)`` submaps of each target overlap, 30 / 50 / 80 %) both NeRF maps are
 sampled afresh (timed: the per-pair time includes sampling both maps) and every method registers the same two
@@ -28,13 +29,16 @@ RRE_THRESHOLD_DEG = 5.0
 RTE_THRESHOLD_FRAC = 0.05
 
 
-def _sample(record, registrar):
+def _load(record, registrar, resample: bool):
+    """``(map or None, cloud)`` of a submap record: the map when it exists, the cloud sampled afresh with the
+    registrar's sampling config (``resample``) or the stored one."""
     from ..maps import load_map
     from ..registration.base import sample_map
 
-    if record.map_path.exists():
-        return sample_map(load_map(record.map_path), registrar.sampling)
-    return record.cloud()
+    nerf_map = load_map(record.map_path) if record.map_path.exists() else None
+    if resample and nerf_map is not None:
+        return nerf_map, sample_map(nerf_map, registrar.sampling)
+    return nerf_map, record.cloud()
 
 
 def evaluate_pairs(pairs: list[RegistrationPair], registrars: dict, resample: bool = True,
@@ -48,15 +52,15 @@ def evaluate_pairs(pairs: list[RegistrationPair], registrars: dict, resample: bo
     first = next(iter(registrars.values()))  # its sampling config samples the clouds every method registers
     for pair in tqdm(pairs, desc="pairs", disable=not progress):
         t0 = time.perf_counter()
-        if resample:
-            src, tgt = _sample(pair.source, first), _sample(pair.target, first)
-        else:
-            src, tgt = pair.source.cloud(), pair.target.cloud()
+        (src_map, src), (tgt_map, tgt) = _load(pair.source, first, resample), _load(pair.target, first, resample)
         sampling_s = time.perf_counter() - t0
         extent = max(cloud_extent(src.points), cloud_extent(tgt.points))
         row_panels = []
         for name, reg in registrars.items():
-            res = reg.register(src, tgt)
+            if src_map is not None and tgt_map is not None:
+                res = reg.register_maps(src_map, tgt_map, clouds=(src, tgt))
+            else:
+                res = reg.register(src, tgt)
             rre, rte = registration_errors(res.T_target_source, pair.T_target_source, extent)
             good = rre < RRE_THRESHOLD_DEG and rte < RTE_THRESHOLD_FRAC
             rows.append({
@@ -93,23 +97,14 @@ def summarise_rows(rows: list[dict]) -> dict:
     }
 
 
-def run_register_benchmark(scene_dirs: list[Path], methods: tuple[str, ...] = ("desc", "fpfh"),
+def run_register_benchmark(scene_dirs: list[Path], methods: tuple[str, ...] = ("desc", "fpfh", "views"),
                            weights: Path | None = None, resample: bool = True, json_path: Path | None = None,
                            png_path: Path | None = None, progress: bool = True) -> dict:
     """Score ``methods`` on the evaluation pairs of the pair scenes ``scene_dirs``; writes ``json_path`` and a
     top-view figure of every registration to ``png_path``."""
-    registrars = {}
-    for m in methods:
-        if m == "desc":
-            from ..registration import DescRegistrar
+    from ..registration import make_registrar
 
-            registrars[m] = DescRegistrar(weights)
-        elif m == "fpfh":
-            from ..registration import FPFHRegistrar
-
-            registrars[m] = FPFHRegistrar()
-        else:
-            raise ValueError(f"unknown registration method {m!r} (desc, fpfh)")
+    registrars = {m: make_registrar(m, weights) for m in methods}
     pairs = []
     for d in scene_dirs:
         pairs += list(load_pair_scene(Path(d)).evaluation_pairs().values())

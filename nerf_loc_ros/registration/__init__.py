@@ -1,7 +1,8 @@
 """NeRF-to-NeRF registration for map merging (DeSC, DESIGN.md section 5): point sampling from NeRF maps, the DeSC
-network and registrar, the FPFH baseline, training pairs and merging into a global map."""
+network and registrar, the rendered-view registrar, the FPFH baseline, training pairs and merging into a global
+map."""
 
-from .base import Registrar, sample_map
+from .base import REGISTRATION_METHODS, Registrar, make_registrar, sample_map
 from .desc import DEFAULT_WEIGHTS, DescRegistrar, DescRegistrarConfig, load_desc_weights, save_desc_weights
 from .estimation import MatchConfig, weighted_kabsch
 from .fpfh import FPFHConfig, FPFHRegistrar
@@ -12,9 +13,11 @@ from .pairs import ViewSplit, move_cameras, random_rigid_transform, split_views_
 from .preprocess import PrepareConfig, PreparedCloud, pair_voxel_size, prepare_cloud
 from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
 from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, visible_surface_cells
+from .views import ViewRegistrar, ViewRegistrarConfig, match_views, render_view_points
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "REGISTRATION_METHODS",
     "DescConfig",
     "DescNetwork",
     "DescRegistrar",
@@ -33,11 +36,15 @@ __all__ = [
     "RegistrationStatus",
     "SamplingConfig",
     "SubmapRecord",
+    "ViewRegistrar",
+    "ViewRegistrarConfig",
     "ViewSplit",
     "cloud_extent",
     "farthest_point_sampling",
     "load_desc_weights",
     "load_pair_scene",
+    "make_registrar",
+    "match_views",
     "make_pair_scene",
     "merge_submap",
     "move_cameras",
@@ -45,6 +52,7 @@ __all__ = [
     "prepare_cloud",
     "random_rigid_transform",
     "registration_errors",
+    "render_view_points",
     "sample_map",
     "sample_nerf_points",
     "save_desc_weights",

@@ -10,7 +10,9 @@ import numpy as np
 from .result import RegistrationResult
 from .sampling import NerfPointCloud, SamplingConfig, sample_nerf_points
 
-__all__ = ["Registrar", "sample_map"]
+__all__ = ["REGISTRATION_METHODS", "Registrar", "make_registrar", "sample_map"]
+
+REGISTRATION_METHODS = ("desc", "fpfh", "views")
 
 
 def sample_map(nerf_map, config: SamplingConfig | None = None) -> NerfPointCloud:
@@ -23,7 +25,8 @@ def sample_map(nerf_map, config: SamplingConfig | None = None) -> NerfPointCloud
 
 class Registrar(ABC):
     """``register(source, target, init=None) -> RegistrationResult`` on sampled clouds; ``register_maps`` samples
-    two NeRF maps first (``sampling`` config) and counts that time in ``timings_ms``."""
+    two NeRF maps first (``sampling`` config) and counts that time in ``timings_ms``. Registrars that need the
+    maps themselves (:class:`~.views.ViewRegistrar`) override ``register_maps``."""
 
     sampling: SamplingConfig = SamplingConfig(max_points=20000)
 
@@ -32,12 +35,32 @@ class Registrar(ABC):
                  ) -> RegistrationResult:
         """``T_target_source`` of two clouds, each in its own map frame (``init``: optional guess of it)."""
 
-    def register_maps(self, source_map, target_map, init: np.ndarray | None = None) -> RegistrationResult:
-        """Sample both maps and register them."""
+    def register_maps(self, source_map, target_map, init: np.ndarray | None = None,
+                      clouds: tuple[NerfPointCloud, NerfPointCloud] | None = None) -> RegistrationResult:
+        """Sample both maps (unless their ``clouds`` are given) and register them."""
         t0 = time.perf_counter()
-        clouds = [sample_map(m, self.sampling) for m in (source_map, target_map)]
+        if clouds is None:
+            clouds = tuple(sample_map(m, self.sampling) for m in (source_map, target_map))
         sampling_ms = 1000 * (time.perf_counter() - t0)
         res = self.register(clouds[0], clouds[1], init)
         res.timings_ms = {"sampling": sampling_ms, **res.timings_ms,
                           "total": res.timings_ms.get("total", 0.0) + sampling_ms}
         return res
+
+
+def make_registrar(method: str, weights=None) -> Registrar:
+    """The registrar of a method name: ``desc`` (DeSC, ``weights``: a weights file or None for the shipped ones),
+    ``fpfh`` (Open3D FPFH + RANSAC + ICP) or ``views`` (rendered-view matching)."""
+    if method == "desc":
+        from .desc import DescRegistrar
+
+        return DescRegistrar(weights)
+    if method == "fpfh":
+        from .fpfh import FPFHRegistrar
+
+        return FPFHRegistrar()
+    if method == "views":
+        from .views import ViewRegistrar
+
+        return ViewRegistrar()
+    raise ValueError(f"unknown registration method {method!r} (one of {', '.join(REGISTRATION_METHODS)})")

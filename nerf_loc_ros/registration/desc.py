@@ -25,15 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..geometry import rotation_error_deg
-from .estimation import MatchConfig, estimate_transform, icp_point_to_plane, match_descriptors
+from .base import Registrar
+from .estimation import MatchConfig, estimate_transform, match_descriptors, result_from_estimate
 from .network import DescConfig, DescNetwork
 from .preprocess import PrepareConfig, pair_voxel_size, prepare_cloud
 from .result import RegistrationResult, RegistrationStatus
-from .base import Registrar
 from .sampling import NerfPointCloud, SamplingConfig
 
-__all__ = ["DEFAULT_WEIGHTS", "DescRegistrarConfig", "DescRegistrar", "save_desc_weights", "load_desc_weights"]
+__all__ = ["DEFAULT_WEIGHTS", "DescRegistrar", "DescRegistrarConfig", "load_desc_weights", "save_desc_weights"]
 
 DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "desc.safetensors"
 
@@ -131,29 +130,7 @@ class DescRegistrar(Registrar):
         est = estimate_transform(corr, coarse, voxel, cfg.match.coarse_inlier_factor * spacing, cfg.match,
                                  torch.Generator().manual_seed(0), prior=init)
         lap("estimation")
-        if est is None or est.best.inliers < cfg.match.min_inliers:
-            n = 0 if est is None else est.best.inliers
-            times["total"] = 1000 * (time.perf_counter() - t_all)
-            return RegistrationResult(RegistrationStatus.FAILED, correspondences=len(corr.src), inliers=n,
-                                      timings_ms=times,
-                                      reason=f"{n} inlier correspondences (< {cfg.match.min_inliers})")
-        best, runner = est.best, est.runner_up
-        ambiguous = runner is not None and runner.support >= cfg.match.ambiguity_ratio * best.support
-        if init is not None and ambiguous:  # the guess picked the best; still ambiguous if the alternative is near it
-            ambiguous = float(rotation_error_deg(runner.T.numpy(), init)) < 2 * cfg.match.distinct_rotation_deg
-        T = best.T.double().numpy()
-        fitness, rmse = float("nan"), float("nan")
+        icp = None
         if cfg.icp:
-            T, fitness, rmse = icp_point_to_plane(src.fine_xyz.numpy().astype(np.float64),
-                                                  tgt.fine_xyz.numpy().astype(np.float64),
-                                                  tgt.fine_normal.numpy().astype(np.float64), T,
-                                                  cfg.icp_voxels * voxel)
-            lap("icp")
-        times["total"] = 1000 * (time.perf_counter() - t_all)
-        status = RegistrationStatus.AMBIGUOUS if ambiguous else RegistrationStatus.OK
-        reason = (f"a distinct transform has {runner.support / best.support:.0%} of the best one's support"
-                  if ambiguous else "")
-        rre, rte = est.error_estimates()
-        return RegistrationResult(status, T, fitness=fitness, inlier_rmse=rmse, correspondences=len(corr.src),
-                                  inliers=best.inliers, confidence=est.confidence, hypotheses=est.plausible,
-                                  estimated_rre_deg=rre, estimated_rte=rte, reason=reason, timings_ms=times)
+            icp = (src.fine_xyz.numpy(), tgt.fine_xyz.numpy(), tgt.fine_normal.numpy(), cfg.icp_voxels * voxel)
+        return result_from_estimate(est, len(corr.src), cfg.match, init, icp, times, t_all)

@@ -6,6 +6,7 @@ Pure functions on torch / numpy arrays; all points in the clouds' own frames, tr
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,9 +14,22 @@ import torch
 
 from ..geometry import rotation_error_deg
 from .preprocess import PreparedCloud
+from .result import RegistrationResult, RegistrationStatus
 
-__all__ = ["MatchConfig", "Correspondences", "dual_softmax", "weighted_kabsch", "match_descriptors",
-           "coarse_ransac_hypotheses", "Hypothesis", "Estimate", "estimate_transform", "icp_point_to_plane"]
+__all__ = [
+    "Correspondences",
+    "Estimate",
+    "Hypothesis",
+    "MatchConfig",
+    "coarse_ransac_hypotheses",
+    "dual_softmax",
+    "estimate_transform",
+    "group_ransac_hypotheses",
+    "icp_point_to_plane",
+    "match_descriptors",
+    "result_from_estimate",
+    "weighted_kabsch",
+]
 
 
 @dataclass
@@ -121,6 +135,26 @@ def coarse_ransac_hypotheses(coarse: Correspondences, iterations: int, generator
     return weighted_kabsch(coarse.src[idx], coarse.tgt[idx], torch.ones(iterations, 3))
 
 
+def group_ransac_hypotheses(corr: Correspondences, radius: float, iterations: int, min_matches: int,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+    """``[G x 4 x 4]``: for every group of correspondences with at least ``min_matches`` (``min_matches >= 3``),
+    the best of ``iterations`` random 3-point fits (most members within ``radius``), re-fitted on its inliers."""
+    out = []
+    for g in torch.unique(corr.group).tolist():
+        idx = torch.nonzero(corr.group == g)[:, 0]
+        if len(idx) < max(min_matches, 3):
+            continue
+        src, tgt = corr.src[idx], corr.tgt[idx]
+        draw = torch.multinomial(torch.ones(iterations, len(idx)), 3, replacement=False, generator=generator)
+        Ts = weighted_kabsch(src[draw], tgt[draw], torch.ones(iterations, 3))  # [I x 4 x 4]
+        moved = src @ Ts[:, :3, :3].transpose(1, 2) + Ts[:, None, :3, 3]
+        inl = (moved - tgt).norm(dim=-1) < radius  # [I x n]
+        best = inl[int(inl.sum(1).argmax())]
+        if best.sum() >= 3:
+            out.append(weighted_kabsch(src[best], tgt[best], torch.ones(int(best.sum()))))
+    return torch.stack(out) if out else torch.zeros(0, 4, 4)
+
+
 @dataclass
 class Hypothesis:
     """A candidate ``T_target_source`` with its support (weighted inlier count) and inlier count (fine + coarse
@@ -174,17 +208,20 @@ def _distinct(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: MatchConfig
 
 def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: float, coarse_radius: float,
                        cfg: MatchConfig, generator: torch.Generator | None = None,
-                       prior: np.ndarray | None = None) -> Estimate | None:
+                       prior: np.ndarray | None = None, hypotheses: torch.Tensor | None = None) -> Estimate | None:
     """Hypotheses: one weighted-SVD fit per coarse pair from its fine matches (local-to-global) plus
     ``ransac_iterations`` fits of random coarse triplets. Each is scored by its weighted inliers among the fine
     matches (within ``inlier_voxels`` voxels) plus among the coarse matches (within ``coarse_radius``); the best is
     refined on its fine inliers (outlier removal). With a ``prior`` (a guess of ``T_target_source``), the
     hypothesis nearest it in rotation among those with at least ``ambiguity_ratio`` of the top support is the one
-    refined. None with fewer than three correspondences in all."""
+    refined. ``hypotheses [H x 4 x 4]``: more candidates from elsewhere. None with fewer than three
+    correspondences in all."""
     if len(fine.src) + len(coarse.src) < 3:
         return None
     radius = cfg.inlier_voxels * voxel
     hyps = [coarse_ransac_hypotheses(coarse, cfg.ransac_iterations, generator)]
+    if hypotheses is not None:
+        hyps.append(hypotheses.to(fine.src.dtype))
     if len(fine.src) >= 3:
         groups, sizes = torch.unique(fine.group, return_counts=True)
         members = fine.group[None] == groups[sizes >= 3][:, None]  # [G x K]
@@ -239,6 +276,42 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
     else:
         residual, spread = float("nan"), 0.0
     return Estimate(best, runner, len(picked), residual, spread)
+
+
+def result_from_estimate(est: Estimate | None, correspondences: int, cfg: MatchConfig, init: np.ndarray | None,
+                         icp: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None, times: dict[str, float],
+                         t_start: float) -> RegistrationResult:
+    """The registration outcome of an estimate: FAILED with fewer than ``cfg.min_inliers`` inliers, AMBIGUOUS when
+    a distinct hypothesis has at least ``cfg.ambiguity_ratio`` of the best support (unless ``init`` picked the best
+    and the alternative is far from it), else OK; ``icp = (source points, target points, target normals, max
+    distance)`` refines the transform and gives fitness / RMSE. ``times`` gets ``icp`` and ``total`` (ms since
+    ``t_start``, a ``time.perf_counter()`` value)."""
+    if est is None or est.best.inliers < cfg.min_inliers:
+        n = 0 if est is None else est.best.inliers
+        times["total"] = 1000 * (time.perf_counter() - t_start)
+        return RegistrationResult(RegistrationStatus.FAILED, correspondences=correspondences, inliers=n,
+                                  timings_ms=times, reason=f"{n} inlier correspondences (< {cfg.min_inliers})")
+    best, runner = est.best, est.runner_up
+    ambiguous = runner is not None and runner.support >= cfg.ambiguity_ratio * best.support
+    if init is not None and ambiguous:  # the guess picked the best; still ambiguous if the alternative is near it
+        ambiguous = float(rotation_error_deg(runner.T.numpy(), init)) < 2 * cfg.distinct_rotation_deg
+    T = best.T.double().numpy()
+    fitness, rmse = float("nan"), float("nan")
+    if icp is not None:
+        t = time.perf_counter()
+        src, tgt, normals, distance = icp
+        T, fitness, rmse = icp_point_to_plane(np.asarray(src, np.float64), np.asarray(tgt, np.float64),
+                                              np.asarray(normals, np.float64), T, distance)
+        times["icp"] = 1000 * (time.perf_counter() - t)
+    times["total"] = 1000 * (time.perf_counter() - t_start)
+    status = RegistrationStatus.AMBIGUOUS if ambiguous else RegistrationStatus.OK
+    reason = ""
+    if ambiguous:
+        reason = f"a distinct transform has {runner.support / best.support:.0%} of the best one's support"
+    rre, rte = est.error_estimates()
+    return RegistrationResult(status, T, fitness=fitness, inlier_rmse=rmse, correspondences=correspondences,
+                              inliers=best.inliers, confidence=est.confidence, hypotheses=est.plausible,
+                              estimated_rre_deg=rre, estimated_rte=rte, reason=reason, timings_ms=times)
 
 
 def icp_point_to_plane(src: np.ndarray, tgt: np.ndarray, tgt_normals: np.ndarray, T_init: np.ndarray,

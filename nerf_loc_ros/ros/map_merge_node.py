@@ -22,6 +22,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from ..conversions import MessageTypes
 from ..geometry import transform_points
 from ..maps import MapError, create_global_map, load_global_map, load_map, occupied_points
+from ..registration.base import REGISTRATION_METHODS, make_registrar
 from .messages import pointcloud2_message, registration_result_message, submap_transforms
 from .spin import run_node
 
@@ -35,15 +36,16 @@ class MapMergeNode(Node):
             description="global map directory (submaps.yaml); created from the first merged submap if missing"))
         self.declare_parameter("map_frame", "map", ParameterDescriptor(description="frame of the global map"))
         self.declare_parameter("method", "desc", ParameterDescriptor(
-            description="registration method: desc (learned DeSC) or fpfh (FPFH + RANSAC + ICP baseline)"))
+            description="registration method: desc (learned DeSC), fpfh (FPFH + RANSAC + ICP baseline) or views "
+                        "(matching views rendered from both NeRFs)"))
         self.declare_parameter("weights", "", ParameterDescriptor(
             description="DeSC weights file (empty: the weights shipped with the package)"))
         self.declare_parameter("max_points", 200000, ParameterDescriptor(
             description="at most this many points in ~/cloud",
             integer_range=[IntegerRange(from_value=1, to_value=10_000_000, step=1)]))
         method = self.get_parameter("method").value
-        if method not in ("desc", "fpfh"):
-            raise ValueError(f"parameter method must be desc or fpfh, got {method!r}")
+        if method not in REGISTRATION_METHODS:
+            raise ValueError(f"parameter method must be one of {', '.join(REGISTRATION_METHODS)}, got {method!r}")
         from sensor_msgs.msg import PointCloud2
         from tf2_ros import StaticTransformBroadcaster
 
@@ -75,15 +77,8 @@ class MapMergeNode(Node):
     def registrar(self):
         """The registrar (built on first use: loading DeSC weights takes a moment)."""
         if self._registrar is None:
-            if self.get_parameter("method").value == "fpfh":
-                from ..registration import FPFHRegistrar
-
-                self._registrar = FPFHRegistrar()
-            else:
-                from ..registration import DescRegistrar
-
-                weights = self.get_parameter("weights").value
-                self._registrar = DescRegistrar(Path(weights) if weights else None)
+            weights = self.get_parameter("weights").value
+            self._registrar = make_registrar(self.get_parameter("method").value, Path(weights) if weights else None)
         return self._registrar
 
     def _publish_global(self, gmap) -> None:
