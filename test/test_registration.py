@@ -244,3 +244,21 @@ def cloud_extent_of(views) -> float:
     from nerf_loc_ros.registration import cloud_extent
 
     return cloud_extent(np.concatenate([v.points for v in views]))
+
+
+def test_register_cli_with_rendered_views(procedural_loc_map, tmp_path):
+    """`nerf-loc register --method views`: a map against itself is the identity (its views rendered once, the
+    second map load hits the registrar's cache); an unknown method name is a clear error."""
+    import json
+
+    from nerf_loc_ros.cli.main import main
+    from nerf_loc_ros.registration import make_registrar
+
+    path = procedural_loc_map[0]
+    assert main(["-q", "register", "--source", str(path), "--target", str(path), "--method", "views",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["status"] == "OK" and np.allclose(doc["T_target_source"], np.eye(4), atol=0.01)
+    assert doc["inliers"] >= 100 and doc["timings_ms"]["render"] > 0
+    with pytest.raises(ValueError, match="desc, fpfh, views"):
+        make_registrar("nope")

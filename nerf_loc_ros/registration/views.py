@@ -57,8 +57,8 @@ class ViewRegistrarConfig:
         cached_maps: rendered views of this many maps are kept for the next registration (:meth:`ViewRegistrar.views`).
     """
 
-    views: int = 12
-    max_side: int = 256
+    views: int = 8
+    max_side: int = 160
     max_keypoints: int = 1024
     min_opacity: float = 0.9
     max_depth_step: float = 0.05
