@@ -192,7 +192,7 @@ def write_trained_weights(net: DescNetwork, summary: dict, out: Path, eval_dirs:
         f"{', '.join(summary['training_scenes'])} (`nerf-loc make-pairs`: two NeRFs per target overlap 30/50/80 %, "
         "each under a random rigid motion).",
         f"- Steps: {summary['steps']}; mean losses over the last 100 steps: {summary['mean_losses_last_100']}.",
-        f"- Held-out scenes: {', '.join(heldout.get('scenes', [])) or 'none'} (other procedural seeds than training).",
+        f"- Held-out scenes: {', '.join(heldout.get('scenes', [])) or 'none'} (scenes not used in training).",
         "",
         "```",
         format_register_table(heldout) if heldout else "(no held-out evaluation)",
