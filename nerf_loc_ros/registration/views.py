@@ -87,7 +87,7 @@ def _scaled_camera(K: np.ndarray, size: np.ndarray, max_side: int) -> tuple[np.n
     w, h = (int(v) for v in size)
     s = min(1.0, max_side / max(w, h))
     Ks = np.asarray(K, np.float64).copy()
-    Ks[:2] *= s  # pixel-centre convention: u' + 0.5 = s (u + 0.5) needs cx' = s cx, which this is
+    Ks[:2] *= s  # continuous pixel coordinates (pixel edges at integers) scale by s, so do K's first two rows
     return Ks, max(32, round(w * s)), max(32, round(h * s))
 
 
