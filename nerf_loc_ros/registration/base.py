@@ -30,6 +30,11 @@ class Registrar(ABC):
 
     sampling: SamplingConfig = SamplingConfig(max_points=20000)
 
+    @property
+    def uses_clouds(self) -> bool:
+        """Whether registering needs the sampled point clouds of the maps."""
+        return True
+
     @abstractmethod
     def register(self, source: NerfPointCloud, target: NerfPointCloud, init: np.ndarray | None = None
                  ) -> RegistrationResult:

@@ -175,6 +175,10 @@ class ViewRegistrar(Registrar):
             self._cache[key] = views
         return views
 
+    @property
+    def uses_clouds(self) -> bool:
+        return self.config.icp
+
     def register(self, source: NerfPointCloud, target: NerfPointCloud, init: np.ndarray | None = None
                  ) -> RegistrationResult:
         raise TypeError("ViewRegistrar renders views from the NeRF maps: call register_maps(source_map, target_map)")
