@@ -262,3 +262,32 @@ def test_register_cli_with_rendered_views(procedural_loc_map, tmp_path):
     assert doc["inliers"] >= 100 and doc["timings_ms"]["render"] > 0
     with pytest.raises(ValueError, match="desc, fpfh, views"):
         make_registrar("nope")
+
+
+def test_register_benchmark_on_map_pairs(procedural_loc_map, tmp_path):
+    """`bench register` on a pair scene whose two submaps are real NeRF maps (one map, identity motion): every
+    method gets a row, the view registrar finds the identity and its time does not count cloud sampling."""
+    import yaml
+
+    from nerf_loc_ros.evaluation.register_bench import format_register_table, run_register_benchmark
+
+    scene = tmp_path / "scene"
+    nerf_map = load_map(procedural_loc_map[0])
+    cloud = sample_nerf_points(nerf_map.model, nerf_map.cameras, SamplingConfig(max_points=3000))
+    subs = []
+    for name in ("a", "b"):
+        (scene / name).mkdir(parents=True)
+        (scene / name / "map").symlink_to(procedural_loc_map[0], target_is_directory=True)
+        cloud.save(scene / name / "cloud.npz")  # marks the submap finished; the benchmark samples afresh
+        subs.append({"name": name, "views": list(range(10)), "T_world_submap": np.eye(4).tolist()})
+    (scene / "scene.yaml").write_text(yaml.safe_dump({
+        "format_version": 1, "source": "procedural", "seed": 0, "submaps": subs, "overlaps": [[1.0, 1.0], [1.0, 1.0]],
+        "eval_pairs": {"80": [0, 1]}}))
+    result = run_register_benchmark([scene], methods=("views", "desc"), json_path=tmp_path / "r.json",
+                                    progress=False)
+    rows = {r["method"]: r for r in result["pairs"]}
+    assert set(rows) == {"views", "desc"} and (tmp_path / "r.json").is_file()
+    assert rows["views"]["recalled"] and rows["views"]["rre_deg"] < 1.0, rows["views"]
+    assert rows["views"]["sampling_seconds"] is None and rows["desc"]["sampling_seconds"] > 0
+    assert result["methods"]["views"]["80"]["recall"] == 1.0
+    assert "views" in format_register_table(result)
