@@ -29,13 +29,16 @@ RRE_THRESHOLD_DEG = 5.0
 RTE_THRESHOLD_FRAC = 0.05
 
 
-def _load(record, registrar, resample: bool):
-    """``(map or None, cloud)`` of a submap record: the map when it exists, the cloud sampled afresh with the
-    registrar's sampling config (``resample``) or the stored one."""
+def _load(record, registrar, resample: bool, need_map: bool):
+    """``(map or None, cloud)`` of a submap record: the map when it exists and is needed (to resample, or for a
+    registrar of maps), the cloud sampled afresh with the registrar's sampling config (``resample``) or the stored
+    one."""
     from ..maps import load_map
     from ..registration.base import sample_map
 
-    nerf_map = load_map(record.map_path) if record.map_path.exists() else None
+    nerf_map = None
+    if (resample or need_map) and record.map_path.exists():
+        nerf_map = load_map(record.map_path)
     if resample and nerf_map is not None:
         return nerf_map, sample_map(nerf_map, registrar.sampling)
     return nerf_map, record.cloud()
@@ -44,20 +47,23 @@ def _load(record, registrar, resample: bool):
 def evaluate_pairs(pairs: list[RegistrationPair], registrars: dict, resample: bool = True,
                    progress: bool = True, panels: list | None = None) -> list[dict]:
     """One row per (pair, method): scene, overlap key, measured overlap, status, RRE (deg), RTE fraction,
-    seconds (sampling both maps, for methods that use the clouds, + registration), inliers. With ``panels`` (a list), appends one row of
-    :func:`~.plots.plot_registrations` panels per pair."""
+    seconds (sampling both maps, for methods that use the clouds, + registration), inliers. With ``panels`` (a
+    list), appends one row of :func:`~.plots.plot_registrations` panels per pair."""
     from tqdm import tqdm
 
     rows = []
     first = next(iter(registrars.values()))  # its sampling config samples the clouds every method registers
+    need_maps = any(reg.needs_maps for reg in registrars.values())
     for pair in tqdm(pairs, desc="pairs", disable=not progress):
         t0 = time.perf_counter()
-        (src_map, src), (tgt_map, tgt) = _load(pair.source, first, resample), _load(pair.target, first, resample)
+        (src_map, src), (tgt_map, tgt) = (_load(r, first, resample, need_maps) for r in (pair.source, pair.target))
         sampling_s = time.perf_counter() - t0
         extent = max(cloud_extent(src.points), cloud_extent(tgt.points))
         row_panels = []
         for name, reg in registrars.items():
-            if src_map is not None and tgt_map is not None:
+            if reg.needs_maps:
+                if src_map is None or tgt_map is None:
+                    raise ValueError(f"{pair.scene}: method {name} registers NeRF maps, but a submap has no map/")
                 res = reg.register_maps(src_map, tgt_map, clouds=(src, tgt))
             else:
                 res = reg.register(src, tgt)

@@ -26,9 +26,10 @@ def sample_map(nerf_map, config: SamplingConfig | None = None) -> NerfPointCloud
 class Registrar(ABC):
     """``register(source, target, init=None) -> RegistrationResult`` on sampled clouds; ``register_maps`` samples
     two NeRF maps first (``sampling`` config) and counts that time in ``timings_ms``. Registrars that need the
-    maps themselves (:class:`~.views.ViewRegistrar`) override ``register_maps``."""
+    maps themselves (``needs_maps``: :class:`~.views.ViewRegistrar`) override ``register_maps``."""
 
     sampling: SamplingConfig = SamplingConfig(max_points=20000)
+    needs_maps: bool = False  #: registers the NeRF maps themselves (``register_maps``), not only their clouds
 
     @property
     def uses_clouds(self) -> bool:
@@ -40,12 +41,10 @@ class Registrar(ABC):
                  ) -> RegistrationResult:
         """``T_target_source`` of two clouds, each in its own map frame (``init``: optional guess of it)."""
 
-    def register_maps(self, source_map, target_map, init: np.ndarray | None = None,
-                      clouds: tuple[NerfPointCloud, NerfPointCloud] | None = None) -> RegistrationResult:
-        """Sample both maps (unless their ``clouds`` are given) and register them."""
+    def register_maps(self, source_map, target_map, init: np.ndarray | None = None) -> RegistrationResult:
+        """Sample both maps and register them."""
         t0 = time.perf_counter()
-        if clouds is None:
-            clouds = tuple(sample_map(m, self.sampling) for m in (source_map, target_map))
+        clouds = [sample_map(m, self.sampling) for m in (source_map, target_map)]
         sampling_ms = 1000 * (time.perf_counter() - t0)
         res = self.register(clouds[0], clouds[1], init)
         res.timings_ms = {"sampling": sampling_ms, **res.timings_ms,

@@ -74,6 +74,11 @@ class Correspondences:
     weight: torch.Tensor
     group: torch.Tensor
 
+    @classmethod
+    def empty(cls) -> "Correspondences":
+        """No correspondences."""
+        return cls(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, dtype=torch.long))
+
 
 def dual_softmax(scores: torch.Tensor) -> torch.Tensor:
     """``softmax_row * softmax_col`` of ``scores [... x M x N]``."""

@@ -141,12 +141,14 @@ def match_views(source: list[ViewPoints], target: list[ViewPoints], min_cosine: 
                 group.append(torch.full((len(i),), g, dtype=torch.long))
             g += 1
     if not src:
-        return Correspondences(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        return Correspondences.empty()
     return Correspondences(torch.cat(src).float(), torch.cat(tgt).float(), torch.cat(weight).float(), torch.cat(group))
 
 
 class ViewRegistrar(Registrar):
     """Registers NeRF maps by matching views rendered from both (see the module docstring)."""
+
+    needs_maps = True
 
     def __init__(self, config: ViewRegistrarConfig | None = None, backbone=None) -> None:
         from ..localization.backbone import BackboneConfig, XFeatBackbone
@@ -207,9 +209,10 @@ class ViewRegistrar(Registrar):
         t_all = time.perf_counter()
         corr = match_views(source, target, cfg.min_cosine)
         times["matching"] = 1000 * (time.perf_counter() - t_all)
-        pts = [np.concatenate([v.points for v in vs] + [np.zeros((0, 3), np.float32)]) for vs in (source, target)]
         if clouds is not None:
             pts = [c.points for c in clouds]
+        else:
+            pts = [np.concatenate([v.points for v in vs] + [np.zeros((0, 3), np.float32)]) for vs in (source, target)]
         voxel = cfg.voxel_fraction * max((cloud_extent(p) if len(p) else 0.0) for p in pts)
         if voxel <= 0:
             return RegistrationResult(RegistrationStatus.FAILED, reason="no 3-D keypoints in the rendered views",
@@ -218,8 +221,8 @@ class ViewRegistrar(Registrar):
         generator = torch.Generator().manual_seed(0)
         hyps = group_ransac_hypotheses(corr, cfg.match.inlier_voxels * voxel, cfg.pair_ransac_iterations,
                                        cfg.min_pair_matches, generator)
-        none = Correspondences(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, dtype=torch.long))
-        est = estimate_transform(corr, none, voxel, 0.0, cfg.match, generator, prior=init, hypotheses=hyps)
+        est = estimate_transform(corr, Correspondences.empty(), voxel, 0.0, cfg.match, generator, prior=init,
+                                 hypotheses=hyps)
         times["estimation"] = 1000 * (time.perf_counter() - t)
         icp = None
         if cfg.icp and clouds is not None and est is not None:
