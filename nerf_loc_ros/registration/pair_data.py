@@ -182,7 +182,8 @@ def make_pair_scene(
                              overwrite=True)
         cloud = sample_nerf_points(nerf_map.model, nerf_map.cameras, sampling)
         cloud.save(sub.cloud_path)  # written last, atomically: a submap without it is unfinished
-        log.info("submap %s: %d views, %d points", sub.name, len(sub.views), len(cloud))
+        log.info("submap %s: %d views, training PSNR %.2f dB, %d points", sub.name, len(sub.views),
+                 nerf_map.training.get("train_psnr", float("nan")), len(cloud))
     return scene
 
 
