@@ -204,6 +204,72 @@ def test_group_ransac_finds_each_groups_transform_among_outliers():
     assert np.allclose(hyps[0].numpy(), T, atol=5e-3)
 
 
+def test_refine_hypotheses_pulls_a_rough_fit_onto_all_its_inliers():
+    """A hypothesis 4 degrees off (a fit on one view pair's small patch) misses most inliers at the final radius;
+    the shrinking schedule collects them and lands on the true transform."""
+    from scipy.spatial.transform import Rotation
+
+    from nerf_loc_ros.registration.estimation import Correspondences, refine_hypotheses
+
+    rng = np.random.default_rng(5)
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("zyx", [40, 10, -25], degrees=True).as_matrix()
+    T[:3, 3] = [0.3, 0.2, -1.0]
+    src = rng.uniform(-5, 5, (400, 3))
+    tgt = src @ T[:3, :3].T + T[:3, 3] + rng.normal(0, 0.02, (400, 3))
+    tgt[150:] = rng.uniform(-8, 8, (250, 3))  # 62 % outliers
+    corr = Correspondences(torch.tensor(src, dtype=torch.float32), torch.tensor(tgt, dtype=torch.float32),
+                           torch.ones(400), torch.zeros(400, dtype=torch.long))
+    centre = T[:3, :3] @ [4.0, 4.0, 4.0] + T[:3, 3]  # the rough fit is right at a patch in one corner
+    turn = np.eye(4)
+    turn[:3, :3] = Rotation.from_euler("z", 4, degrees=True).as_matrix()
+    turn[:3, 3] = centre - turn[:3, :3] @ centre
+    Ts = torch.tensor(np.stack([turn @ T, np.eye(4)]), dtype=torch.float32)
+    radius = 0.1
+    one = refine_hypotheses(Ts, corr, [radius] * 4)
+    out = refine_hypotheses(Ts, corr, [4 * radius, 3 * radius, 2 * radius, radius])
+    assert rotation_error(one[0].numpy(), T) > 3.0  # passes at the final radius stay where they started
+    assert rotation_error(out[0].numpy(), T) < 0.2 and np.linalg.norm(out[0, :3, 3].numpy() - T[:3, 3]) < 0.02
+    assert refine_hypotheses(Ts[:0], corr, [radius]).shape == (0, 4, 4)
+
+
+def rotation_error(Ta: np.ndarray, Tb: np.ndarray) -> float:
+    from nerf_loc_ros.geometry import rotation_error_deg
+
+    return float(rotation_error_deg(Ta, Tb))
+
+
+def test_visibility_check_counts_agreement_and_free_space_violations():
+    """A wall 4 m in front of a camera: points on it agree, points 1 m in front of it violate free space, points
+    behind it or outside the image give no evidence; both directions are pooled."""
+    from nerf_loc_ros.registration.visibility import DepthView, depth_surface_points, visibility_check
+
+    K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
+    view = DepthView(K, np.eye(4), np.full((48, 64), 4.0, np.float32))
+    wall = depth_surface_points(view, stride=4)
+    assert wall.shape == (12 * 16, 3) and np.allclose(wall[:, 2], 4.0)
+    front = wall * 0.75  # same rays, 3 m away
+    behind = wall * 1.5
+    outside = wall + [100.0, 0, 0]
+    none = np.zeros((0, 3))
+    shift = np.eye(4)
+    shift[2, 3] = -1.0  # T_target_source moving the source wall 1 m towards the camera
+    check = visibility_check(np.stack([np.eye(4), shift]), wall, none, [view], [view])
+    assert check.agree.tolist() == [len(wall), 0] and check.violate[0] == 0
+    assert len(wall) / 2 < check.violate[1] < len(wall)  # the moved wall's rim leaves the image
+    assert check.violation_ratio.tolist() == [0.0, 1.0]
+    for pts, agree, violate in ((front, 0, len(wall)), (behind, 0, 0), (outside, 0, 0)):
+        c = visibility_check(np.eye(4), pts, none, [view], [view])
+        assert (int(c.agree[0]), int(c.violate[0])) == (agree, violate)
+    pooled = visibility_check(np.eye(4), wall, front, [view], [view])  # target points checked in the source views
+    assert (int(pooled.agree[0]), int(pooled.violate[0])) == (len(wall), len(wall))
+    transparent = DepthView(K, np.eye(4), np.full((48, 64), np.nan, np.float32))
+    empty = visibility_check(np.eye(4), wall, none, [view], [transparent])
+    assert empty.compared[0] == 0 and empty.violation_ratio[0] == 1.0  # nothing compared: unverified
+    moved = view.moved(shift)
+    assert np.allclose(depth_surface_points(moved, 4), wall + [0, 0, -1.0])
+
+
 def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedural_loc_map):
     """Real renders of a NeRF map at two resolutions (different keypoints), the source's points expressed in a
     moved frame: the view registrar finds the motion; scrambled descriptors (no true matches) are not OK."""
@@ -221,8 +287,8 @@ def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedura
     T_gt[:3, 3] = [2.0, -1.0, 0.4]
     inv = np.linalg.inv(T_gt)
     target = render_view_points(nerf_map, reg.backbone, ViewRegistrarConfig(views=6, max_side=192))
-    source = [ViewPoints(v.descriptors, (v.points @ inv[:3, :3].T + inv[:3, 3]).astype(np.float32))
-              for v in render_view_points(nerf_map, reg.backbone, ViewRegistrarConfig(views=6, max_side=144))]
+    source = [v.moved(inv) for v in render_view_points(nerf_map, reg.backbone, ViewRegistrarConfig(views=6,
+                                                                                                    max_side=144))]
     assert all(len(v.points) > 50 for v in source + target)
     res = reg.register_views(source, target)
     assert res.status == RegistrationStatus.OK, res.reason
@@ -230,8 +296,19 @@ def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedura
     rre, rte = registration_errors(res.T_target_source, T_gt, extent)
     assert rre < 1.0 and rte < 0.01, (rre, rte)
     assert res.inliers >= 100 and {"matching", "estimation", "total"} <= set(res.timings_ms)
+    assert res.free_space_violation < reg.config.max_violation
+    # the free-space check on the real renders: the truth passes, the truth turned by 90 degrees does not
+    from nerf_loc_ros.registration.visibility import depth_surface_points, visibility_check
+
+    turned = T_gt.copy()
+    turned[:3, :3] = Rotation.from_euler("z", 90, degrees=True).as_matrix() @ T_gt[:3, :3]
+    surfaces = [np.concatenate([depth_surface_points(v.view, 4) for v in vs]) for vs in (source, target)]
+    check = visibility_check(np.stack([T_gt, turned]), *surfaces, [v.view for v in source],
+                             [v.view for v in target])
+    assert check.violation_ratio[0] < 0.05 and check.violation_ratio[1] > 0.2, check.violation_ratio
     g = torch.Generator().manual_seed(0)
-    scrambled = [ViewPoints(v.descriptors[torch.randperm(len(v.points), generator=g)], v.points) for v in source]
+    scrambled = [ViewPoints(v.descriptors[torch.randperm(len(v.points), generator=g)], v.points, v.view)
+                 for v in source]
     bad = reg.register_views(scrambled, target)
     assert bad.status != RegistrationStatus.OK, (bad.inliers, bad.confidence)  # FAILED or AMBIGUOUS: never merged
     with pytest.raises(TypeError, match="register_maps"):

@@ -90,9 +90,15 @@ def _read_init(path: Path | None):
 
 
 def _result_dict(res) -> dict:
+    import math
+
+    def number(x: float) -> float | None:  # JSON has no NaN
+        return x if math.isfinite(x) else None
+
     return {"status": res.status.value, "T_target_source": None if res.T_target_source is None
-            else res.T_target_source.tolist(), "fitness": res.fitness, "inlier_rmse": res.inlier_rmse,
-            "correspondences": res.correspondences, "inliers": res.inliers, "reason": res.reason,
+            else res.T_target_source.tolist(), "fitness": number(res.fitness), "inlier_rmse": number(res.inlier_rmse),
+            "correspondences": res.correspondences, "inliers": res.inliers, "confidence": number(res.confidence),
+            "free_space_violation": number(res.free_space_violation), "reason": res.reason,
             "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()}}
 
 

@@ -13,11 +13,13 @@ from .pairs import ViewSplit, move_cameras, random_rigid_transform, split_views_
 from .preprocess import PrepareConfig, PreparedCloud, pair_voxel_size, prepare_cloud
 from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
 from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, visible_surface_cells
-from .views import ViewRegistrar, ViewRegistrarConfig, match_views, render_view_points
+from .views import ViewPoints, ViewRegistrar, ViewRegistrarConfig, match_views, render_view_points
+from .visibility import DepthView, VisibilityCheck, depth_surface_points, visibility_check
 
 __all__ = [
     "DEFAULT_WEIGHTS",
     "REGISTRATION_METHODS",
+    "DepthView",
     "DescConfig",
     "DescNetwork",
     "DescRegistrar",
@@ -36,10 +38,13 @@ __all__ = [
     "RegistrationStatus",
     "SamplingConfig",
     "SubmapRecord",
+    "ViewPoints",
     "ViewRegistrar",
     "ViewRegistrarConfig",
     "ViewSplit",
+    "VisibilityCheck",
     "cloud_extent",
+    "depth_surface_points",
     "farthest_point_sampling",
     "load_desc_weights",
     "load_pair_scene",
@@ -58,6 +63,7 @@ __all__ = [
     "save_desc_weights",
     "split_views_for_overlap",
     "visibility",
+    "visibility_check",
     "visible_surface_cells",
     "weighted_kabsch",
 ]

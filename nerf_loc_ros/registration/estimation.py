@@ -7,6 +7,7 @@ Pure functions on torch / numpy arrays; all points in the clouds' own frames, tr
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,6 +161,23 @@ def group_ransac_hypotheses(corr: Correspondences, radius: float, iterations: in
     return torch.stack(out) if out else torch.zeros(0, 4, 4)
 
 
+def refine_hypotheses(Ts: torch.Tensor, corr: Correspondences, radii: Sequence[float]) -> torch.Tensor:
+    """LO-RANSAC's local optimisation: each hypothesis ``Ts [H x 4 x 4]`` re-fitted (weighted Kabsch) on its
+    inliers among all ``corr``, once per radius of ``radii`` (map units; a shrinking schedule lets a rough fit
+    collect the inliers it just misses); a hypothesis with fewer than three inliers stays as it is."""
+    if len(Ts) == 0 or len(corr.src) < 3:
+        return Ts
+    src = corr.src[None].expand(len(Ts), -1, -1)
+    tgt = corr.tgt[None].expand(len(Ts), -1, -1)
+    for radius in radii:
+        _, inl = _support(Ts, corr, radius)
+        ok = inl.sum(1) >= 3
+        if not ok.any():
+            break
+        Ts = torch.where(ok[:, None, None], weighted_kabsch(src, tgt, inl.float() * corr.weight), Ts)
+    return Ts
+
+
 @dataclass
 class Hypothesis:
     """A candidate ``T_target_source`` with its support (weighted inlier count) and inlier count (fine + coarse
@@ -213,14 +231,17 @@ def _distinct(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: MatchConfig
 
 def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: float, coarse_radius: float,
                        cfg: MatchConfig, generator: torch.Generator | None = None,
-                       prior: np.ndarray | None = None, hypotheses: torch.Tensor | None = None) -> Estimate | None:
+                       prior: np.ndarray | None = None, hypotheses: torch.Tensor | None = None,
+                       verify: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Estimate | None:
     """Hypotheses: one weighted-SVD fit per coarse pair from its fine matches (local-to-global) plus
     ``ransac_iterations`` fits of random coarse triplets. Each is scored by its weighted inliers among the fine
     matches (within ``inlier_voxels`` voxels) plus among the coarse matches (within ``coarse_radius``); the best is
     refined on its fine inliers (outlier removal). With a ``prior`` (a guess of ``T_target_source``), the
     hypothesis nearest it in rotation among those with at least ``ambiguity_ratio`` of the top support is the one
-    refined. ``hypotheses [H x 4 x 4]``: more candidates from elsewhere. None with fewer than three
-    correspondences in all."""
+    refined. ``hypotheses [H x 4 x 4]``: more candidates from elsewhere. ``verify(T [H x 4 x 4]) -> [H]`` bool:
+    a check independent of the matches (e.g. free space); the hypotheses it rejects are dropped before scoring, so
+    they are neither chosen nor counted as alternatives by the ambiguity check. None with fewer than three
+    correspondences in all or no accepted hypothesis."""
     if len(fine.src) + len(coarse.src) < 3:
         return None
     radius = cfg.inlier_voxels * voxel
@@ -247,6 +268,10 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
         s_c, inl_c = _support(T, coarse, coarse_radius)
         return s_f + s_c, inl, inl_c
 
+    if verify is not None:
+        Ts = Ts[verify(Ts)]
+        if len(Ts) == 0:
+            return None
     support, _, _ = score(Ts)
     order = torch.argsort(support, descending=True)
     start = order[0]

@@ -26,7 +26,8 @@ class RegistrationResult:
     (None when FAILED); ``fitness``: share of source points with a target point within the inlier distance
     after alignment; ``inlier_rmse`` (map units); ``correspondences`` / ``inliers``: counts of the final
     estimation stage; ``timings_ms`` per stage; ``reason`` when not OK. ``confidence``, ``hypotheses`` and the
-    estimated errors are filled by registrars that know them (DeSC)."""
+    estimated errors are filled by registrars that know them (DeSC, rendered views), ``free_space_violation`` by
+    the rendered-view registrar (:mod:`.visibility`)."""
 
     status: RegistrationStatus
     T_target_source: np.ndarray | None = None
@@ -38,6 +39,7 @@ class RegistrationResult:
     hypotheses: int = 0  #: distinct transforms with at least the ambiguity ratio of the best support (incl. it)
     estimated_rre_deg: float = float("nan")  #: rough 1-sigma rotation uncertainty from the inlier residuals
     estimated_rte: float = float("nan")  #: rough 1-sigma translation uncertainty (map units)
+    free_space_violation: float = float("nan")  #: share of surface comparisons in the other map's free space
     reason: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
