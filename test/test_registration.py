@@ -239,35 +239,41 @@ def rotation_error(Ta: np.ndarray, Tb: np.ndarray) -> float:
     return float(rotation_error_deg(Ta, Tb))
 
 
-def test_visibility_check_counts_agreement_and_free_space_violations():
-    """A wall 4 m in front of a camera: points on it agree, points 1 m in front of it violate free space, points
-    behind it or outside the image give no evidence; both directions are pooled."""
-    from nerf_loc_ros.registration.visibility import DepthView, depth_surface_points, visibility_check
+def test_visibility_check_counts_agreement_free_space_violations_and_grey_correlation():
+    """A textured wall 4 m in front of a camera: points on it agree, points 1 m in front of it violate free space,
+    points behind it or outside the image give no evidence; both directions are pooled; grey levels correlate
+    where the same texture meets itself (also under an exposure change), not where it meets its mirror image."""
+    from nerf_loc_ros.registration.visibility import DepthView, SurfacePoints, depth_surface_points, visibility_check
 
     K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
-    view = DepthView(K, np.eye(4), np.full((48, 64), 4.0, np.float32))
-    wall = depth_surface_points(view, stride=4)
-    assert wall.shape == (12 * 16, 3) and np.allclose(wall[:, 2], 4.0)
-    front = wall * 0.75  # same rays, 3 m away
-    behind = wall * 1.5
-    outside = wall + [100.0, 0, 0]
-    none = np.zeros((0, 3))
+    texture = np.random.default_rng(0).uniform(0.1, 0.9, (48, 64)).astype(np.float32)
+    view = DepthView(K, np.eye(4), np.full((48, 64), 4.0, np.float32), texture)
+    wall = depth_surface_points([view], stride=4)
+    assert wall.points.shape == (12 * 16, 3) and np.allclose(wall.points[:, 2], 4.0)
+    assert np.allclose(wall.grey, texture[2::4, 2::4].ravel())
+    none = SurfacePoints(np.zeros((0, 3)), np.zeros(0))
     shift = np.eye(4)
     shift[2, 3] = -1.0  # T_target_source moving the source wall 1 m towards the camera
     check = visibility_check(np.stack([np.eye(4), shift]), wall, none, [view], [view])
-    assert check.agree.tolist() == [len(wall), 0] and check.violate[0] == 0
-    assert len(wall) / 2 < check.violate[1] < len(wall)  # the moved wall's rim leaves the image
-    assert check.violation_ratio.tolist() == [0.0, 1.0]
-    for pts, agree, violate in ((front, 0, len(wall)), (behind, 0, 0), (outside, 0, 0)):
-        c = visibility_check(np.eye(4), pts, none, [view], [view])
+    assert check.agree.tolist() == [len(wall.points), 0] and check.violate[0] == 0
+    assert len(wall.points) / 2 < check.violate[1] < len(wall.points)  # the moved wall's rim leaves the image
+    assert check.violation_ratio[0] == 0.0 and check.violation_ratio[1] == 1.0
+    assert check.grey_correlation[0] > 0.999 and np.isnan(check.grey_correlation[1])  # nothing agrees
+    for scale, agree, violate in ((0.75, 0, len(wall.points)), (1.5, 0, 0)):  # same rays, in front / behind
+        c = visibility_check(np.eye(4), SurfacePoints(wall.points * scale, wall.grey), none, [view], [view])
         assert (int(c.agree[0]), int(c.violate[0])) == (agree, violate)
-    pooled = visibility_check(np.eye(4), wall, front, [view], [view])  # target points checked in the source views
-    assert (int(pooled.agree[0]), int(pooled.violate[0])) == (len(wall), len(wall))
-    transparent = DepthView(K, np.eye(4), np.full((48, 64), np.nan, np.float32))
+    outside = visibility_check(np.eye(4), SurfacePoints(wall.points + [100.0, 0, 0], wall.grey), none, [view], [view])
+    assert outside.compared[0] == 0
+    darker = SurfacePoints(wall.points, 0.5 * wall.grey + 0.1)  # exposure change: gain and offset
+    assert visibility_check(np.eye(4), darker, none, [view], [view]).grey_correlation[0] > 0.999
+    mirrored = SurfacePoints(wall.points, wall.grey.reshape(12, 16)[:, ::-1].ravel().copy())
+    assert abs(visibility_check(np.eye(4), mirrored, none, [view], [view]).grey_correlation[0]) < 0.3
+    pooled = visibility_check(np.eye(4), wall, SurfacePoints(wall.points * 0.75, wall.grey), [view], [view])
+    assert (int(pooled.agree[0]), int(pooled.violate[0])) == (len(wall.points), len(wall.points))
+    transparent = DepthView(K, np.eye(4), np.full((48, 64), np.nan, np.float32), texture)
     empty = visibility_check(np.eye(4), wall, none, [view], [transparent])
     assert empty.compared[0] == 0 and empty.violation_ratio[0] == 1.0  # nothing compared: unverified
-    moved = view.moved(shift)
-    assert np.allclose(depth_surface_points(moved, 4), wall + [0, 0, -1.0])
+    assert np.allclose(depth_surface_points([view.moved(shift)], 4).points, wall.points + [0, 0, -1.0])
 
 
 def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedural_loc_map):
@@ -302,10 +308,11 @@ def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedura
 
     turned = T_gt.copy()
     turned[:3, :3] = Rotation.from_euler("z", 90, degrees=True).as_matrix() @ T_gt[:3, :3]
-    surfaces = [np.concatenate([depth_surface_points(v.view, 4) for v in vs]) for vs in (source, target)]
+    surfaces = [depth_surface_points([v.view for v in vs], 4) for vs in (source, target)]
     check = visibility_check(np.stack([T_gt, turned]), *surfaces, [v.view for v in source],
                              [v.view for v in target])
     assert check.violation_ratio[0] < 0.05 and check.violation_ratio[1] > 0.2, check.violation_ratio
+    assert check.grey_correlation[0] > 0.9 and res.grey_correlation > 0.9, (check.grey_correlation, res)
     g = torch.Generator().manual_seed(0)
     scrambled = [ViewPoints(v.descriptors[torch.randperm(len(v.points), generator=g)], v.points, v.view)
                  for v in source]

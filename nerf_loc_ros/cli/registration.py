@@ -98,7 +98,8 @@ def _result_dict(res) -> dict:
     return {"status": res.status.value, "T_target_source": None if res.T_target_source is None
             else res.T_target_source.tolist(), "fitness": number(res.fitness), "inlier_rmse": number(res.inlier_rmse),
             "correspondences": res.correspondences, "inliers": res.inliers, "confidence": number(res.confidence),
-            "free_space_violation": number(res.free_space_violation), "reason": res.reason,
+            "free_space_violation": number(res.free_space_violation),
+            "grey_correlation": number(res.grey_correlation), "reason": res.reason,
             "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()}}
 
 

@@ -14,7 +14,7 @@ from .preprocess import PrepareConfig, PreparedCloud, pair_voxel_size, prepare_c
 from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
 from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, visible_surface_cells
 from .views import ViewPoints, ViewRegistrar, ViewRegistrarConfig, match_views, render_view_points
-from .visibility import DepthView, VisibilityCheck, depth_surface_points, visibility_check
+from .visibility import DepthView, SurfacePoints, VisibilityCheck, depth_surface_points, visibility_check
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -38,6 +38,7 @@ __all__ = [
     "RegistrationStatus",
     "SamplingConfig",
     "SubmapRecord",
+    "SurfacePoints",
     "ViewPoints",
     "ViewRegistrar",
     "ViewRegistrarConfig",

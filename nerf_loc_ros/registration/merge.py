@@ -78,7 +78,7 @@ def merge_submap(global_path: Path, submap_path: Path, registrar, init_T_global_
         "method": type(registrar).__name__, "status": res.status.value, "against": target_id,
         "fitness": float(res.fitness), "inliers": int(res.inliers), "correspondences": int(res.correspondences),
         "inlier_rmse": float(res.inlier_rmse), "confidence": float(res.confidence),
-        "free_space_violation": float(res.free_space_violation),
+        "free_space_violation": float(res.free_space_violation), "grey_correlation": float(res.grey_correlation),
         "forced": bool(force and not res.ok),
     }
     new = add_submap(global_path, Path(submap_path), T, registration, submap_id)

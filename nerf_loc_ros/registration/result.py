@@ -26,8 +26,8 @@ class RegistrationResult:
     (None when FAILED); ``fitness``: share of source points with a target point within the inlier distance
     after alignment; ``inlier_rmse`` (map units); ``correspondences`` / ``inliers``: counts of the final
     estimation stage; ``timings_ms`` per stage; ``reason`` when not OK. ``confidence``, ``hypotheses`` and the
-    estimated errors are filled by registrars that know them (DeSC, rendered views), ``free_space_violation`` by
-    the rendered-view registrar (:mod:`.visibility`)."""
+    estimated errors are filled by registrars that know them (DeSC, rendered views), ``free_space_violation`` and
+    ``grey_correlation`` by the rendered-view registrar (:mod:`.visibility`)."""
 
     status: RegistrationStatus
     T_target_source: np.ndarray | None = None
@@ -40,6 +40,7 @@ class RegistrationResult:
     estimated_rre_deg: float = float("nan")  #: rough 1-sigma rotation uncertainty from the inlier residuals
     estimated_rte: float = float("nan")  #: rough 1-sigma translation uncertainty (map units)
     free_space_violation: float = float("nan")  #: share of surface comparisons in the other map's free space
+    grey_correlation: float = float("nan")  #: correlation of the two maps' grey levels where their surfaces agree
     reason: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
 
