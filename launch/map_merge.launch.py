@@ -1,6 +1,6 @@
 """Merge NeRF submaps into a global map: the map-merge node (+ RViz showing the merged cloud).
 
-    ros2 launch nerf_loc_ros map_merge.launch.py global_map:=/path/to/global [method:=desc|fpfh|views] [use_rviz:=true]
+    ros2 launch nerf_loc_ros map_merge.launch.py global_map:=/path/to/global [method:=views|desc|fpfh] [use_rviz:=true]
     ros2 service call /nerf_map_merge/merge_submap nerf_loc_ros/srv/MergeSubmap "{submap_path: /path/to/submap}"
 """
 
@@ -14,8 +14,8 @@ from launch_ros.substitutions import FindPackageShare
 
 ARGUMENTS = {
     "global_map": ("", "global map directory (created from the first submap merged when it does not exist)"),
-    "method": ("desc", "registration method: desc (learned DeSC), fpfh (FPFH + RANSAC + ICP baseline) or views "
-               "(rendered-view matching)"),
+    "method": ("views", "registration method: views (rendered-view matching), desc (learned DeSC) or fpfh "
+               "(FPFH + RANSAC + ICP baseline)"),
     "params_file": ("", "parameter file (default: the package's config/map_merge.yaml)"),
     "use_rviz": ("false", "start RViz with rviz/localize.rviz (map frame, merged cloud)"),
     "namespace": ("", "namespace of the node"),

@@ -68,9 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_registrar_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", default="desc", choices=("desc", "fpfh", "views"),
-                   help="desc (learned DeSC, default), fpfh (Open3D FPFH + RANSAC + ICP baseline) or views (matching "
-                   "views rendered from both NeRFs)")
+    from ..registration.base import DEFAULT_REGISTRATION_METHOD, REGISTRATION_METHODS
+
+    p.add_argument("--method", default=DEFAULT_REGISTRATION_METHOD, choices=REGISTRATION_METHODS,
+                   help="views (matching views rendered from both NeRFs, default), desc (learned DeSC) or fpfh "
+                   "(Open3D FPFH + RANSAC + ICP baseline)")
     p.add_argument("--weights", type=Path, default=None, help="DeSC weights (default: the ones shipped)")
     p.add_argument("--init", type=Path, default=None,
                    help="text file with an initial guess, a 4x4 matrix or tx ty tz qx qy qz qw (register: T_target_source; "

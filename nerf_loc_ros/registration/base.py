@@ -10,9 +10,12 @@ import numpy as np
 from .result import RegistrationResult
 from .sampling import NerfPointCloud, SamplingConfig, sample_nerf_points
 
-__all__ = ["REGISTRATION_METHODS", "Registrar", "make_registrar", "sample_map"]
+__all__ = ["DEFAULT_REGISTRATION_METHOD", "REGISTRATION_METHODS", "Registrar", "make_registrar", "sample_map"]
 
 REGISTRATION_METHODS = ("desc", "fpfh", "views")
+#: the registrar the CLI and the merge node use unless told otherwise: the rendered-view registrar, the one that
+#: registers held-out pairs (README table); the shipped DeSC weights register none of them yet
+DEFAULT_REGISTRATION_METHOD = "views"
 
 
 def sample_map(nerf_map, config: SamplingConfig | None = None) -> NerfPointCloud:

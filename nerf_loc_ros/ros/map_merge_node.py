@@ -22,7 +22,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from ..conversions import MessageTypes
 from ..geometry import transform_points
 from ..maps import MapError, create_global_map, load_global_map, load_map, occupied_points
-from ..registration.base import REGISTRATION_METHODS, make_registrar
+from ..registration.base import DEFAULT_REGISTRATION_METHOD, REGISTRATION_METHODS, make_registrar
 from .messages import pointcloud2_message, registration_result_message, submap_transforms
 from .spin import run_node
 
@@ -35,9 +35,9 @@ class MapMergeNode(Node):
         self.declare_parameter("global_map", "", ParameterDescriptor(
             description="global map directory (submaps.yaml); created from the first merged submap if missing"))
         self.declare_parameter("map_frame", "map", ParameterDescriptor(description="frame of the global map"))
-        self.declare_parameter("method", "desc", ParameterDescriptor(
-            description="registration method: desc (learned DeSC), fpfh (FPFH + RANSAC + ICP baseline) or views "
-                        "(matching views rendered from both NeRFs)"))
+        self.declare_parameter("method", DEFAULT_REGISTRATION_METHOD, ParameterDescriptor(
+            description="registration method: views (matching views rendered from both NeRFs, default), desc "
+                        "(learned DeSC) or fpfh (FPFH + RANSAC + ICP baseline)"))
         self.declare_parameter("weights", "", ParameterDescriptor(
             description="DeSC weights file (empty: the weights shipped with the package)"))
         self.declare_parameter("max_points", 200000, ParameterDescriptor(
