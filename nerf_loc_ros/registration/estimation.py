@@ -28,6 +28,7 @@ __all__ = [
     "group_ransac_hypotheses",
     "icp_point_to_plane",
     "match_descriptors",
+    "refine_hypotheses",
     "result_from_estimate",
     "weighted_kabsch",
 ]

@@ -143,22 +143,23 @@ def render_view_points(nerf_map, backbone, config: ViewRegistrarConfig | None = 
     for i in select_keyframes(cams.T_world_cam, cfg.views, spread / 10):
         K, w, h = _scaled_camera(cams.K[i], cams.sizes[i], cfg.max_side)
         r = nerf_map.model.render_image(K, cams.T_world_cam[i], w, h)
-        feats = backbone((np.clip(r["rgb"], 0, 1) * 255).astype(np.uint8))
+        rgb = np.clip(r["rgb"], 0, 1)
+        feats = backbone((rgb * 255).astype(np.uint8))
         depth = r["depth"].astype(np.float64)
         step = (maximum_filter(depth, 3) - minimum_filter(depth, 3)) / np.maximum(depth, 1e-9)
+        # reliable surface: opaque and away from depth edges (mixed depths float in space); keypoints and the
+        # consistency check use the same pixels
+        solid = (r["opacity"] >= cfg.min_opacity) & (step <= cfg.max_depth_step)
         col = np.clip(feats.keypoints[:, 0].astype(int), 0, w - 1)
         row = np.clip(feats.keypoints[:, 1].astype(int), 0, h - 1)
-        keep = (r["opacity"][row, col] >= cfg.min_opacity) & (step[row, col] <= cfg.max_depth_step)
+        keep = solid[row, col]
         # the keypoint's own ray at its pixel's depth (sub-pixel position, z-depth)
         uv1 = np.concatenate([feats.keypoints[keep].astype(np.float64), np.ones((int(keep.sum()), 1))], 1)
         Xc = (uv1 @ np.linalg.inv(K).T) * depth[row[keep], col[keep], None]
         T = cams.T_world_cam[i]
         points = (Xc @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
-        # the free-space check uses the same pixels: opaque, away from depth edges (mixed depths float in space)
-        solid = (r["opacity"] >= cfg.min_opacity) & (step <= cfg.max_depth_step)
-        depth_map = np.where(solid, depth, np.nan).astype(np.float32)
-        grey = np.clip(r["rgb"], 0, 1).mean(-1).astype(np.float32)
-        out.append(ViewPoints(feats.descriptors[torch.as_tensor(keep)], points, DepthView(K, T, depth_map, grey)))
+        view = DepthView(K, T, np.where(solid, depth, np.nan).astype(np.float32), rgb.mean(-1).astype(np.float32))
+        out.append(ViewPoints(feats.descriptors[torch.as_tensor(keep)], points, view))
     return out
 
 

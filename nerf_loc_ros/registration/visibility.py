@@ -67,7 +67,7 @@ class VisibilityCheck:
     @property
     def violation_ratio(self) -> np.ndarray:
         """``violate / (agree + violate)`` per hypothesis ``[H]``; 1 where nothing could be compared."""
-        n = self.agree + self.violate
+        n = self.compared
         return np.where(n > 0, self.violate / np.maximum(n, 1), 1.0)
 
     @property
