@@ -13,12 +13,10 @@ import torch
 __all__ = ["dual_softmax", "match_descriptors", "match_descriptors_sparse", "dual_softmax_nll"]
 
 
-def _scores(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature, mask: torch.Tensor | None = None):
-    sim = desc_2d @ desc_3d.T / temperature
-    if mask is not None:
-        sim = sim.masked_fill(~mask, float("-inf"))
-    lse_row = torch.logsumexp(sim, 1).nan_to_num(neginf=0.0)
-    lse_col = torch.logsumexp(sim, 0).nan_to_num(neginf=0.0)
+def _scores(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature):
+    sim = (desc_2d / temperature) @ desc_3d.T  # the temperature on the small operand: no extra [M x N] pass
+    lse_row = torch.logsumexp(sim, 1)
+    lse_col = torch.logsumexp(sim, 0)
     return sim, lse_row, lse_col
 
 
@@ -28,27 +26,30 @@ def dual_softmax(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature: floa
     return (2 * sim - lr[:, None] - lc[None, :]).exp()
 
 
-def match_descriptors(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature: float, threshold: float,
-                      mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def match_descriptors(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature: float, threshold: float
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mutual nearest neighbours under the dual softmax with probability above ``threshold``.
 
     Args:
         desc_2d: ``[M x D]`` image descriptors; desc_3d: ``[N x D]`` point descriptors (both L2-normalised).
-        mask: optional ``[M x N]`` bool, False where a pair may not match (e.g. outside a search radius).
     Returns ``(idx_2d [K], idx_3d [K], probability [K])``.
     """
     m, n = len(desc_2d), len(desc_3d)
     if m == 0 or n == 0:
         empty = torch.zeros(0, dtype=torch.long, device=desc_2d.device)
         return empty, empty, torch.zeros(0, device=desc_2d.device)
-    sim, lr, lc = _scores(desc_2d, desc_3d, temperature, mask)
-    s2 = 2 * sim
-    best, j = (s2 - lc[None, :]).max(1)  # argmax over points of log P (row term constant)
-    i_back = (s2 - lr[:, None]).argmax(0)  # argmax over keypoints
-    i = torch.arange(m, device=sim.device)
-    conf = (best - lr).exp()
-    keep = (i_back[j] == i) & (conf > threshold)
-    return i[keep], j[keep], conf[keep]
+    with torch.no_grad():  # indices and probabilities only; the [M x N] buffer is reused in place
+        sim, lr, lc = _scores(desc_2d, desc_3d, temperature)
+        half = sim.sub_(lc[None, :] / 2)  # log P / 2 + lr / 2: its row argmax is log P's
+        best, j = half.max(1)
+        conf = (2 * best - lr).exp()
+        # column argmax of log P = of sim - lr / 2, on the transposed copy (reductions along the contiguous axis
+        # are several times faster than along the strided one)
+        cols = half.T.contiguous().add_(lc[:, None] / 2).sub_(lr[None, :] / 2)
+        i_back = cols.argmax(1)
+        i = torch.arange(m, device=sim.device)
+        keep = (i_back[j] == i) & (conf > threshold)
+        return i[keep], j[keep], conf[keep]
 
 
 def dual_softmax_nll(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature: torch.Tensor,
