@@ -58,6 +58,27 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="top views of every registration, pairs x methods (default register_pairs.png)")
     rg.set_defaults(func=cmd_register)
 
+    mg = bsub.add_parser("merge", help="localization after a merge: split a capture into two submaps, merge the second "
+                         "into a global map made from the first, localize its queries against it alone and the global map")
+    mg.add_argument("--data", required=True, help=DATA_HELP)
+    mg.add_argument("--map-split", default=None, help="split the two submaps are cut from (default: by dataset)")
+    mg.add_argument("--query-split", default=None, help="query split (default: by dataset); only the frames nearest "
+                    "the second submap's views are localized")
+    mg.add_argument("--overlap", type=float, default=0.8, help="surface overlap of the two submaps (default 0.8)")
+    mg.add_argument("--budget-min", type=float, default=5.0, help="NeRF training budget per submap in minutes "
+                    "(default 5)")
+    mg.add_argument("--iterations", type=int, default=1_000_000, help="maximum NeRF steps per submap (default: budget "
+                    "only)")
+    mg.add_argument("--encoder-budget-s", type=float, default=120.0, help="encoder training budget per submap in s "
+                    "(default 120)")
+    mg.add_argument("--method", default=None, help="registration method: views, desc, fpfh (default views)")
+    mg.add_argument("--max-queries", type=int, default=None, help="localize at most this many query frames")
+    mg.add_argument("--seed", type=int, default=0, help="seeds the submap motions and NeRFs (default 0)")
+    mg.add_argument("--out-dir", type=Path, default=None, help="keep the submaps and the global map here (default: "
+                    "a temporary directory; an existing pair scene there is resumed)")
+    mg.add_argument("--json", type=Path, default=None, help="write the result JSON here")
+    mg.set_defaults(func=cmd_merge)
+
 
 def cmd_nerf(args: argparse.Namespace) -> int:
     from ..evaluation.nerf_bench import format_table, run_nerf_benchmark
@@ -94,6 +115,20 @@ def cmd_register(args: argparse.Namespace) -> int:
                                     json_path=args.json, png_path=args.png)
     print(format_register_table(result))
     print(f"figure: {args.png}")
+    if args.json:
+        print(f"json: {args.json}")
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from ..evaluation.merge_bench import format_merge_table, run_merge_benchmark
+
+    result = run_merge_benchmark(
+        args.data, out_dir=args.out_dir, map_split=args.map_split, query_split=args.query_split, overlap=args.overlap,
+        budget_min=args.budget_min, iterations=args.iterations, encoder_budget_s=args.encoder_budget_s,
+        method=args.method, seed=args.seed, max_queries=args.max_queries, json_path=args.json,
+    )
+    print(format_merge_table(result))
     if args.json:
         print(f"json: {args.json}")
     return 0
