@@ -115,7 +115,7 @@ def run_merge_benchmark(
     extent = mapping.extent()
     thresholds = recall_thresholds(mapping.metric, extent)
     result: dict = {
-        "data": data, "map_split": f"{map_split} (b: {len(submaps['b'].views)} of {len(mapping)} views)",
+        "data": data, "map_split": f"{map_split} ({len(mapping)} views), submap b",
         "map_views": len(submaps["b"].views), "query_split": f"{query_split} near b", "query_frames": len(idx),
         "overlap": float(pair.overlap),
         "thresholds": {k: {"trans": tr, "rot_deg": a} for k, (tr, a) in thresholds.items()},
