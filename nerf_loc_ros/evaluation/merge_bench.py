@@ -8,8 +8,10 @@ query frames whose nearest mapping camera (by centre) is one of b's views are lo
 b's frame) and against the global map (in a's frame, :class:`~nerf_loc_ros.localization.GlobalLocalizer`). The
 merge is as good as the map when the two rows match.
 
-JSON: ``{"merge": {"status", "inliers", "rot_deg", "trans", "seconds", ...}, "methods": {"submap": {...},
-"global": {...}}, "thresholds": {...}, ...}``; each method as in :mod:`.localize_bench` (:mod:`.pose_metrics`).
+JSON: ``{"merge": {"status", "inliers", "rot_deg", "trans", "trans_frac", "seconds", ...}, "methods": {"submap":
+{...}, "global": {...}}, "thresholds": {...}, ...}``; each method as in :mod:`.localize_bench` (:mod:`.pose_metrics`);
+``rot_deg`` / ``trans`` are the merged ``T_global_submap``'s errors (degrees, map units), ``trans_frac`` the latter
+over the capture's camera-centre extent (the localization thresholds' extent, not the registration benchmark's).
 The ground truth of b's frame and of the global frame is the capture's, moved by the known submap motions.
 """
 
