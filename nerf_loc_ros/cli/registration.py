@@ -92,17 +92,14 @@ def _read_init(path: Path | None):
 
 
 def _result_dict(res) -> dict:
-    import math
+    from ..evaluation.pose_metrics import json_safe  # JSON has no NaN
 
-    def number(x: float) -> float | None:  # JSON has no NaN
-        return x if math.isfinite(x) else None
-
-    return {"status": res.status.value, "T_target_source": None if res.T_target_source is None
-            else res.T_target_source.tolist(), "fitness": number(res.fitness), "inlier_rmse": number(res.inlier_rmse),
-            "correspondences": res.correspondences, "inliers": res.inliers, "confidence": number(res.confidence),
-            "free_space_violation": number(res.free_space_violation),
-            "grey_correlation": number(res.grey_correlation), "reason": res.reason,
-            "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()}}
+    return json_safe({
+        "status": res.status.value, "T_target_source": None if res.T_target_source is None
+        else res.T_target_source.tolist(), "fitness": res.fitness, "inlier_rmse": res.inlier_rmse,
+        "correspondences": res.correspondences, "inliers": res.inliers, "confidence": res.confidence,
+        "free_space_violation": res.free_space_violation, "grey_correlation": res.grey_correlation,
+        "reason": res.reason, "timings_ms": {k: round(v, 1) for k, v in res.timings_ms.items()}})
 
 
 def cmd_train_desc(args: argparse.Namespace) -> int:

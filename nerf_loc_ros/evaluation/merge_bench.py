@@ -28,6 +28,7 @@ import numpy as np
 
 from ..datasets import PosedImages, load_dataset
 from ..datasets.registry import default_eval_splits
+from ..geometry import pose_errors
 from .localize_bench import format_localize_table, localize_frames
 from .pose_metrics import json_safe, recall_thresholds, summarize_localization
 
@@ -104,8 +105,6 @@ def run_merge_benchmark(
     T_ab = pair.T_target_source  # the ground-truth T_global_b (the global frame is a's)
     rot = trans = float("inf")
     if merged.T_global_submap is not None:
-        from ..geometry import pose_errors
-
         r, tr = pose_errors(merged.T_global_submap[None], T_ab[None])
         rot, trans = float(r[0]), float(tr[0])
     res = merged.result

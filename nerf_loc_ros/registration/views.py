@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..geometry import PinholeCamera, transform_points
 from .base import Registrar, sample_map
 from .estimation import (
     Correspondences,
@@ -114,8 +115,7 @@ class ViewPoints:
     def moved(self, T_new_old: np.ndarray) -> ViewPoints:
         """The same view with its points and camera expressed in another frame (``T_new_old [4 x 4]``)."""
         T = np.asarray(T_new_old, np.float64)
-        points = (self.points @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
-        return ViewPoints(self.descriptors, points, self.view.moved(T))
+        return ViewPoints(self.descriptors, transform_points(T, self.points).astype(np.float32), self.view.moved(T))
 
 
 def _scaled_camera(K: np.ndarray, size: np.ndarray, max_side: int) -> tuple[np.ndarray, int, int]:
@@ -154,10 +154,9 @@ def render_view_points(nerf_map, backbone, config: ViewRegistrarConfig | None = 
         row = np.clip(feats.keypoints[:, 1].astype(int), 0, h - 1)
         keep = solid[row, col]
         # the keypoint's own ray at its pixel's depth (sub-pixel position, z-depth)
-        uv1 = np.concatenate([feats.keypoints[keep].astype(np.float64), np.ones((int(keep.sum()), 1))], 1)
-        Xc = (uv1 @ np.linalg.inv(K).T) * depth[row[keep], col[keep], None]
         T = cams.T_world_cam[i]
-        points = (Xc @ T[:3, :3].T + T[:3, 3]).astype(np.float32)
+        Xc = PinholeCamera.from_K(K, w, h).unproject(feats.keypoints[keep], depth[row[keep], col[keep]])
+        points = transform_points(T, Xc).astype(np.float32)
         view = DepthView(K, T, np.where(solid, depth, np.nan).astype(np.float32), rgb.mean(-1).astype(np.float32))
         out.append(ViewPoints(feats.descriptors[torch.as_tensor(keep)], points, view))
     return out

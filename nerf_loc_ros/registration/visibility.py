@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..geometry import PinholeCamera, transform_points
+
 __all__ = ["DepthView", "SurfacePoints", "VisibilityCheck", "depth_surface_points", "visibility_check"]
 
 
@@ -93,10 +95,8 @@ def depth_surface_points(views: list[DepthView], stride: int) -> SurfacePoints:
         r, c = np.mgrid[stride // 2:h:stride, stride // 2:w:stride]
         d = view.depth[r, c]
         ok = np.isfinite(d) & (d > 0)
-        uv1 = np.stack([c[ok] + 0.5, r[ok] + 0.5, np.ones(int(ok.sum()))], 1)
-        Xc = (uv1 @ np.linalg.inv(view.K).T) * d[ok, None]
-        T = view.T_world_cam
-        points.append(Xc @ T[:3, :3].T + T[:3, 3])
+        uv = np.stack([c[ok] + 0.5, r[ok] + 0.5], 1)
+        points.append(transform_points(view.T_world_cam, PinholeCamera.from_K(view.K, w, h).unproject(uv, d[ok])))
         grey.append(view.grey[r[ok], c[ok]].astype(np.float64))
     return SurfacePoints(np.concatenate(points), np.concatenate(grey))
 
