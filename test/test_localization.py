@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from nerf_loc_ros.datasets import load_dataset, read_points3D
 from nerf_loc_ros.geometry import pose_errors
@@ -18,6 +19,7 @@ from nerf_loc_ros.localization import (
     pose_covariance,
     pose_distance,
     select_keyframes,
+    refine_pnp,
     solve_pnp,
 )
 from nerf_loc_ros.localization.pose import project
@@ -54,6 +56,21 @@ def test_backbone_keypoints_follow_the_pixel_convention(backbone, redkitchen_dir
     interior = (a[:, 0] > 40) & (a[:, 0] < w - 72)
     close = d[interior].min(1)
     assert np.mean(close < 0.01) > 0.7  # most keypoints are re-detected at exactly the shifted position
+
+
+def test_keypoint_nms_equals_max_pooling(backbone, redkitchen_dir):
+    # the sparse local-maximum test gives exactly the peaks of a full max-pool NMS on a real heatmap
+    img = load_dataset(str(redkitchen_dir), "map").images[3]
+    x = torch.from_numpy(img.copy()).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        heat = backbone._keypoint_heatmap(backbone.net(x)[1])
+    for radius, threshold in ((2, 0.05), (1, 0.01), (4, 0.2)):
+        pooled = torch.nn.functional.max_pool2d(heat, 2 * radius + 1, stride=1, padding=radius)
+        expected = ((heat == pooled) & (heat > threshold))[0, 0]
+        ys, xs = backbone._local_maxima(heat[0, 0], radius, threshold)
+        got = torch.zeros_like(expected)
+        got[ys, xs] = True
+        assert expected.sum() > 50 and torch.equal(got, expected)
 
 
 def test_backbone_rejects_bad_images(backbone):
@@ -116,6 +133,30 @@ def test_pnp_on_real_fern_geometry(fern_dir, fern_points):
     assert res.reproj_error < 1.5
     # too few correspondences: no pose, no exception
     assert solve_pnp(uv[:3], X[:3], K, (w, h)).T_world_cam is None
+
+
+def test_refine_pnp_from_a_close_guess(fern_dir, fern_points):
+    # guided-pass refinement: from a pose 0.5 deg / 1 % of the extent off, with 20 % gross outliers, back to the
+    # truth without RANSAC; the outliers are left out of the inliers
+    data = load_dataset(str(fern_dir))
+    K, T = data.K[4], data.T_world_cam[4]
+    w, h = data.size(4)
+    uv, z = project(K, T, fern_points)
+    vis = (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < w) & (uv[:, 1] > 0) & (uv[:, 1] < h)
+    X, uv = fern_points[vis][:600], uv[vis][:600]
+    rng = np.random.default_rng(3)
+    uv = uv + rng.normal(0, 0.5, uv.shape)
+    outliers = rng.random(len(uv)) < 0.2
+    uv[outliers] += rng.uniform(4, 30, (outliers.sum(), 2)) * rng.choice([-1, 1], (outliers.sum(), 2))
+    guess = T.copy()
+    guess[:3, :3] = Rotation.from_rotvec(np.radians([0.3, -0.4, 0.2])).as_matrix() @ T[:3, :3]
+    guess[:3, 3] += 0.01 * data.extent() * np.array([0.6, -0.8, 0.0])
+    res = refine_pnp(uv, X, K, (w, h), guess, 2.0)
+    rot, trans = pose_errors(res.T_world_cam[None], T[None])
+    rot0, trans0 = pose_errors(guess[None], T[None])
+    assert rot[0] < 0.1 * rot0[0] and trans[0] < 0.1 * trans0[0]
+    assert np.mean(res.inliers[~outliers]) > 0.95 and np.mean(res.inliers[outliers]) < 0.05
+    assert refine_pnp(uv[:3], X[:3], K, (w, h), guess, 2.0).T_world_cam is None
 
 
 def test_covariance_predicts_the_spread_of_pnp_estimates(fern_dir, fern_points):

@@ -20,7 +20,7 @@ from .map_files import (
 from .global_localizer import GlobalLocalizer, load_localizer
 from .mapping import MappingConfig, build_keyframe_db
 from .matching import dual_softmax, dual_softmax_nll, match_descriptors
-from .pose import PnPConfig, PnPResult, pose_covariance, solve_pnp
+from .pose import PnPConfig, PnPResult, pose_covariance, refine_pnp, solve_pnp
 from .training import EncoderTrainConfig, train_encoder
 
 __all__ = [
@@ -28,5 +28,5 @@ __all__ = [
     "LocalizationResult", "Localizer", "LocalizerConfig", "MappingConfig", "PnPConfig", "PnPResult", "SceneEncoder",
     "Status", "XFeatBackbone", "add_localization", "build_keyframe_db", "build_localization_map", "dual_softmax",
     "load_localization_map", "match_descriptors", "dual_softmax_nll", "pose_covariance", "pose_distance", "save_localization_map",
-    "load_localizer", "select_keyframes", "solve_pnp", "train_encoder",
+    "load_localizer", "refine_pnp", "select_keyframes", "solve_pnp", "train_encoder",
 ]

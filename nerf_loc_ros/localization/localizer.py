@@ -4,11 +4,12 @@ Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
 
 1. backbone: XFeat keypoints + dense features of the query;
 2. retrieval: VLAD top-k keyframes (or, with a pose prior, the keyframes nearest the prior);
-3. matching: image-head descriptors at the keypoints vs the cached point descriptors of those keyframes'
-   points, dual softmax + mutual nearest neighbours;
+3. matching: image-head descriptors at the best-scored keypoints vs the cached point descriptors of those
+   keyframes' points, dual softmax + mutual nearest neighbours;
 4. pnp: PnP + LO-RANSAC (poselib);
-5. refine: guided re-matching — the points of the keyframes nearest the estimate are projected with it and
-   each keypoint is matched only among points projecting near it; PnP again on the denser, cleaner set;
+5. refine: guided re-matching, coarse to fine — the points of the keyframes nearest the estimate are projected
+   with it and each keypoint is matched only among points projecting within 8 px, then within 3 px of the
+   refined pose; each pass refines the pose on its denser, cleaner set;
 6. render_refine (optional, off by default): NeRFMatch's iterative refinement — the NeRF renders surface
    points and features on a pixel grid at the estimate, the same guided matching and PnP run on them;
 7. gating: inliers, inlier ratio and reprojection error decide OK / LOW_CONFIDENCE / FAILED.
@@ -32,7 +33,7 @@ from .encoder import SceneEncoder
 from .keyframes import KeyframeDB
 from .map_files import LocalizationMap
 from .matching import match_descriptors, match_descriptors_sparse
-from .pose import PnPConfig, pose_covariance, project, solve_pnp
+from .pose import PnPConfig, pose_covariance, project, refine_pnp, solve_pnp
 from .retrieval import top_k, vlad
 
 __all__ = ["Status", "LocalizerConfig", "LocalizationResult", "Localizer", "gate_result"]
@@ -52,12 +53,20 @@ class LocalizerConfig:
 
     Attributes:
         retrieval_k: keyframes retrieved per query.
+        first_pass_keypoints: the best-scored keypoints matched against all candidate points in the first pass
+            (it only needs a pose for the guided passes, which use every keypoint).
         prior_k: keyframes taken around a pose prior (replaces retrieval) and around the estimate (refinement).
         match_threshold: minimum dual-softmax probability of a match.
         refine: run the guided re-matching stage.
-        refine_radius_px: a point is a candidate of a keypoint when it projects this close (pixels) to it.
+        refine_radii_px: one guided pass per radius, each from the previous pass's pose: a point is a candidate
+            of a keypoint when it projects this close (pixels) to it. The dense features are 1/8 resolution, so
+            points a few pixels apart have near-equal descriptors: a wide first radius absorbs the first pose's
+            error, a narrow second one keeps each keypoint to the points that are geometrically its own.
         pnp: PnP + RANSAC settings of the first pass.
-        refine_reproj_error: RANSAC threshold of the refinement passes (pixels).
+        refine_reproj_error: inlier threshold of the refinement passes (pixels).
+        refine_ransac: run PnP + RANSAC in each refinement pass; by default a pass refines the previous pass's pose
+            on its guided matches (robust Levenberg-Marquardt, :func:`~.pose.refine_pnp`): they were gathered
+            around that pose, and it takes a fifth of the time.
         render_refine: also re-render NeRF points and features on a pixel grid at the estimate and match again
             (NeRFMatch's iterative refinement; evaluates the NeRF, so it costs far more than the cached path).
         render_stride: pixel stride of that grid.
@@ -69,12 +78,14 @@ class LocalizerConfig:
     """
 
     retrieval_k: int = 4
+    first_pass_keypoints: int = 512
     prior_k: int = 4
     match_threshold: float = 0.02
     refine: bool = True
-    refine_radius_px: float = 8.0
+    refine_radii_px: tuple[float, ...] = (8.0, 3.0)
     pnp: PnPConfig = field(default_factory=PnPConfig)
     refine_reproj_error: float = 2.0
+    refine_ransac: bool = False
     render_refine: bool = False
     render_stride: int = 4
     min_inliers: int = 15
@@ -178,9 +189,11 @@ class Localizer:
         return i2.cpu().numpy(), cand[i3.cpu().numpy()]
 
     def _guided_pass(self, keypoints: np.ndarray, desc2d: torch.Tensor, X: np.ndarray, desc3d: torch.Tensor,
-                     K: np.ndarray, size: tuple[int, int], prev, stages: dict, name: str):
-        """Match keypoints only to points projecting within ``refine_radius_px`` under ``prev`` pose; PnP at the
-        tight threshold. Returns ``(pnp, uv, X)`` when accepted, else None."""
+                     K: np.ndarray, size: tuple[int, int], prev, stages: dict, name: str, radius: float,
+                     ransac: bool):
+        """Match keypoints only to points projecting within ``radius`` pixels under ``prev`` pose; PnP + RANSAC
+        (``ransac``) or a refinement of ``prev`` at the tight threshold. Returns ``(pnp, uv, X)`` when accepted,
+        else None."""
         cfg = self.config
         w, h = size
         proj, z = project(K, prev.T_world_cam, X)
@@ -188,18 +201,19 @@ class Localizer:
         if not vis.any():
             return None
         X, proj, desc3d = X[vis], proj[vis], desc3d[torch.as_tensor(vis, device=desc3d.device)]
-        near = cKDTree(proj).query_ball_point(keypoints, cfg.refine_radius_px, return_sorted=False)
-        counts = np.fromiter((len(c) for c in near), np.int64, len(near))
-        if counts.sum() == 0:
+        pairs = cKDTree(keypoints).sparse_distance_matrix(cKDTree(proj), radius, output_type="ndarray")
+        if len(pairs) == 0:
             return None
         dev = desc2d.device
-        pair_2d = torch.as_tensor(np.repeat(np.arange(len(near)), counts), device=dev)
-        pair_3d = torch.as_tensor(np.concatenate([c for c in near if c]).astype(np.int64), device=dev)
+        pair_2d = torch.as_tensor(pairs["i"].astype(np.int64), device=dev)
+        pair_3d = torch.as_tensor(pairs["j"].astype(np.int64), device=dev)
         i2, i3, _ = match_descriptors_sparse(desc2d, desc3d, pair_2d, pair_3d, self.encoder.temperature,
                                              cfg.match_threshold)
         uv, Xm = keypoints[i2.cpu().numpy()].astype(np.float64), X[i3.cpu().numpy()]
-        pnp_cfg = replace(cfg.pnp, max_reproj_error=cfg.refine_reproj_error)
-        pnp = solve_pnp(uv, Xm, K, size, pnp_cfg)
+        if ransac:
+            pnp = solve_pnp(uv, Xm, K, size, replace(cfg.pnp, max_reproj_error=cfg.refine_reproj_error))
+        else:
+            pnp = refine_pnp(uv, Xm, K, size, prev.T_world_cam, cfg.refine_reproj_error)
         stages.update({f"{name}_matches": len(uv), f"{name}_inliers": pnp.num_inliers})
         # a tighter threshold keeps fewer inliers by design: accept unless it lost most of the support
         if pnp.T_world_cam is not None and pnp.num_inliers >= max(cfg.min_inliers, prev.num_inliers // 3):
@@ -277,7 +291,8 @@ class Localizer:
         t = lap("retrieval", t)
         res = LocalizationResult(Status.FAILED, keyframes=[int(k) for k in kfs], keypoints=feats.keypoints,
                                  num_keypoints=len(feats.keypoints))
-        i2, p3 = self._match(desc2d, cand)
+        first = np.arange(min(len(desc2d), cfg.first_pass_keypoints))  # keypoints come sorted by score
+        i2, p3 = self._match(desc2d[torch.as_tensor(first, device=desc2d.device)], cand)
         t = lap("matching", t)
         uv, X = feats.keypoints[i2].astype(np.float64), self.points[p3]
         pnp = solve_pnp(uv, X, K, (w, h), cfg.pnp)
@@ -286,15 +301,20 @@ class Localizer:
         if pnp.T_world_cam is not None and cfg.refine and pnp.num_inliers >= cfg.min_inliers:
             kfs_r = self.db.nearest_keyframes(pnp.T_world_cam, cfg.prior_k)
             cand_r = self.db.observed_points(kfs_r)
-            out = self._guided_pass(feats.keypoints, desc2d, self.points[cand_r], self.point_desc[
-                torch.as_tensor(cand_r, device=self.point_desc.device)], K, (w, h), pnp, res.stages, "refine")
-            if out is not None:
+            X_r, d_r = self.points[cand_r], self.point_desc[torch.as_tensor(cand_r, device=self.point_desc.device)]
+            for k, radius in enumerate(cfg.refine_radii_px):
+                out = self._guided_pass(feats.keypoints, desc2d, X_r, d_r, K, (w, h), pnp, res.stages,
+                                        "refine" if k == 0 else f"refine{k + 1}", radius,
+                                        ransac=cfg.refine_ransac)
+                if out is None:
+                    break
                 pnp, uv, X = out
                 kfs = kfs_r
             t = lap("refine", t)
         if pnp.T_world_cam is not None and cfg.render_refine and pnp.num_inliers >= cfg.min_inliers:
             X_r, d_r = self._render_candidates(pnp.T_world_cam, K, (w, h))
-            out = self._guided_pass(feats.keypoints, desc2d, X_r, d_r, K, (w, h), pnp, res.stages, "render")
+            out = self._guided_pass(feats.keypoints, desc2d, X_r, d_r, K, (w, h), pnp, res.stages, "render",
+                                    cfg.refine_radii_px[-1] if cfg.refine_radii_px else 8.0, ransac=True)
             if out is not None:
                 pnp, uv, X = out
             t = lap("render_refine", t)

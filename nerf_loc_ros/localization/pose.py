@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 
 from ..geometry import invert_pose, make_pose
 
-__all__ = ["PnPConfig", "PnPResult", "solve_pnp", "project", "pose_covariance"]
+__all__ = ["PnPConfig", "PnPResult", "solve_pnp", "refine_pnp", "project", "pose_covariance"]
 
 
 @dataclass
@@ -85,6 +85,41 @@ def solve_pnp(uv: np.ndarray, X_world: np.ndarray, K: np.ndarray, size: tuple[in
     proj, z = project(K, T_world_cam, X_world[inliers])
     err = np.linalg.norm(proj - uv[inliers], axis=1)
     return PnPResult(T_world_cam, inliers, float(np.median(err)))
+
+
+def refine_pnp(uv: np.ndarray, X_world: np.ndarray, K: np.ndarray, size: tuple[int, int], T_init: np.ndarray,
+               max_reproj_error: float) -> PnPResult:
+    """Refine a close pose guess ``T_init`` (``T_world_cam``) on pixel / world-point matches without RANSAC.
+
+    For matches already gathered around ``T_init``'s projections (guided matching): a Cauchy-robust
+    Levenberg-Marquardt from ``T_init`` on all matches (loss scale half the threshold), the inliers within
+    ``max_reproj_error`` pixels of the result, then the same refinement on the inliers only. About a fifth of
+    the time of :func:`solve_pnp` on ~1000 matches; it cannot recover from a wrong guess, so use it after RANSAC.
+    """
+    import poselib
+
+    n = len(uv)
+    uv, X_world = np.asarray(uv, np.float64), np.asarray(X_world, np.float64)
+    if n < 4:
+        return PnPResult(None, np.zeros(n, bool), float("nan"))
+    camera = {"model": "PINHOLE", "width": int(size[0]), "height": int(size[1]),
+              "params": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]}
+    T_cam_world = invert_pose(T_init)
+    pose = poselib.CameraPose()
+    pose.R, pose.t = T_cam_world[:3, :3], T_cam_world[:3, 3]
+    bundle = {"loss_type": "CAUCHY", "loss_scale": max_reproj_error / 2}
+    pose, _ = poselib.refine_absolute_pose(uv, X_world, pose, camera, bundle)
+    T_world_cam = invert_pose(make_pose(np.asarray(pose.R), np.asarray(pose.t)))
+    proj, z = project(K, T_world_cam, X_world)
+    inliers = (z > 0) & (np.linalg.norm(proj - uv, axis=1) < max_reproj_error)
+    if inliers.sum() < 4:
+        return PnPResult(None, np.zeros(n, bool), float("nan"))
+    pose, _ = poselib.refine_absolute_pose(uv[inliers], X_world[inliers], pose, camera, bundle)
+    T_world_cam = invert_pose(make_pose(np.asarray(pose.R), np.asarray(pose.t)))
+    proj, z = project(K, T_world_cam, X_world)
+    err = np.linalg.norm(proj - uv, axis=1)
+    inliers = (z > 0) & (err < max_reproj_error)
+    return PnPResult(T_world_cam, inliers, float(np.median(err[inliers])) if inliers.any() else float("nan"))
 
 
 def pose_covariance(K: np.ndarray, T_world_cam: np.ndarray, uv: np.ndarray, X_world: np.ndarray,
