@@ -159,6 +159,36 @@ def test_refine_pnp_from_a_close_guess(fern_dir, fern_points):
     assert refine_pnp(uv[:3], X[:3], K, (w, h), guess, 2.0).T_world_cam is None
 
 
+def test_gating_needs_pose_independent_support_after_guided_passes(fern_dir, fern_points):
+    from nerf_loc_ros.localization import LocalizationResult, LocalizerConfig, Status
+    from nerf_loc_ros.localization.localizer import gate_result
+
+    data = load_dataset(str(fern_dir))
+    K, T = data.K[2], data.T_world_cam[2]
+    w, h = data.size(2)
+    uv, z = project(K, T, fern_points)
+    vis = (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < w) & (uv[:, 1] > 0) & (uv[:, 1] < h)
+    X, uv = fern_points[vis][:300], uv[vis][:300]
+    pnp = solve_pnp(uv, X, K, (w, h))
+    cfg = LocalizerConfig()
+
+    def gate(stages):
+        res = LocalizationResult(Status.FAILED, num_matches=len(uv), matches_2d=uv, matches_3d=X,
+                                 inliers=pnp.inliers, num_inliers=pnp.num_inliers, reproj_error=pnp.reproj_error,
+                                 stages=stages)
+        gate_result(res, pnp.T_world_cam, K, cfg)
+        return res
+
+    assert gate({}).status == Status.OK  # no guided pass (e.g. the SIFT baseline): the final support decides
+    strong = {"first_matches": 250, "first_inliers": 120, "refine_matches": 300, "refine_inliers": 290}
+    assert gate(strong).status == Status.OK
+    weak = dict(strong, first_inliers=19)  # 300 guided inliers around a pose only 19 unguided matches carry
+    res = gate(weak)
+    assert res.status == Status.LOW_CONFIDENCE and res.reason.startswith("first pass: 19 inliers")
+    assert res.T_world_cam is not None  # still reported, with its covariance, for a tracker to use or not
+    assert gate(dict(strong, first_matches=600)).status == Status.OK  # a low first-pass ratio alone is allowed
+
+
 def test_covariance_predicts_the_spread_of_pnp_estimates(fern_dir, fern_points):
     data = load_dataset(str(fern_dir))
     K, T = data.K[5], data.T_world_cam[5]

@@ -72,8 +72,8 @@ class LocalizerConfig:
         render_stride: pixel stride of that grid.
         min_inliers: fewer inliers -> FAILED.
         ok_inliers: at least this many inliers (and the ratio below) -> OK, else LOW_CONFIDENCE; after guided
-            refinement both the final and the first (pose-independent) pass must meet it.
-        ok_inlier_ratio: minimum inlier share of the matches for OK (same two passes).
+            refinement the first (pose-independent) pass must have this many too.
+        ok_inlier_ratio: minimum inlier share of the final matches for OK.
         max_reproj_error: median inlier reprojection error (pixels) above which the result is FAILED.
         device: torch device of the heads and backbone.
     """
@@ -342,14 +342,16 @@ def gate_result(res: LocalizationResult, T: np.ndarray | None, K: np.ndarray, cf
     res.T_world_cam = T
     inl = res.inliers
     res.covariance = pose_covariance(K, T, res.matches_2d[inl], res.matches_3d[inl])
+    ratio = res.num_inliers / max(res.num_matches, 1)
+    if res.num_inliers < cfg.ok_inliers or ratio < cfg.ok_inlier_ratio:
+        res.status = Status.LOW_CONFIDENCE
+        res.reason = f"{res.num_inliers} inliers ({ratio:.0%} of {res.num_matches} matches)"
+        return
     # guided passes gather their matches around a pose, so part of their support is made by that pose (a wrong
-    # pose collects "inliers" too): OK also needs the pose-independent first pass to carry the pose
-    checks = [(res.num_inliers, res.num_matches, "")]
-    if "first_inliers" in res.stages and "refine_inliers" in res.stages:
-        checks.append((res.stages["first_inliers"], res.stages["first_matches"], "first pass: "))
-    for inliers, matches, what in checks:
-        ratio = inliers / max(matches, 1)
-        if inliers < cfg.ok_inliers or ratio < cfg.ok_inlier_ratio:
-            res.status, res.reason = Status.LOW_CONFIDENCE, f"{what}{inliers} inliers ({ratio:.0%} of {matches} matches)"
-            return
+    # pose collects "inliers" too): OK also needs ok_inliers in the pose-independent first pass (not its ratio:
+    # repetitive texture gives good poses at 15 % there)
+    first = res.stages.get("first_inliers", res.num_inliers) if "refine_inliers" in res.stages else res.num_inliers
+    if first < cfg.ok_inliers:
+        res.status, res.reason = Status.LOW_CONFIDENCE, f"first pass: {first} inliers"
+        return
     res.status, res.reason = Status.OK, ""
