@@ -12,7 +12,8 @@ Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
    refined pose; each pass refines the pose on its denser, cleaner set;
 6. render_refine (optional, off by default): NeRFMatch's iterative refinement — the NeRF renders surface
    points and features on a pixel grid at the estimate, the same guided matching and PnP run on them;
-7. gating: inliers, inlier ratio and reprojection error decide OK / LOW_CONFIDENCE / FAILED.
+7. gating: inliers, inlier ratio, reprojection error and the first pass's inliers decide OK / LOW_CONFIDENCE /
+   FAILED.
 """
 
 from __future__ import annotations
