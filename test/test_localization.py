@@ -18,8 +18,8 @@ from nerf_loc_ros.localization import (
     match_descriptors,
     pose_covariance,
     pose_distance,
-    select_keyframes,
     refine_pnp,
+    select_keyframes,
     solve_pnp,
 )
 from nerf_loc_ros.localization.pose import project
@@ -115,13 +115,18 @@ def test_dual_softmax_recovers_a_permutation():
     assert (i2 >= 200).sum() <= 8  # few of the 50 random descriptors pass the threshold
 
 
-def test_pnp_on_real_fern_geometry(fern_dir, fern_points):
+def _fern_view(fern_dir, fern_points, i: int, n: int):
+    """Fern view ``i``: ``(data, K, T_world_cam, (w, h), X [n x 3], uv [n x 2])`` of its first ``n`` visible points."""
     data = load_dataset(str(fern_dir))
-    K, T = data.K[3], data.T_world_cam[3]
-    w, h = data.size(3)
+    K, T = data.K[i], data.T_world_cam[i]
+    w, h = data.size(i)
     uv, z = project(K, T, fern_points)
     vis = (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < w) & (uv[:, 1] > 0) & (uv[:, 1] < h)
-    X, uv = fern_points[vis][:800], uv[vis][:800]
+    return data, K, T, (w, h), fern_points[vis][:n], uv[vis][:n]
+
+
+def test_pnp_on_real_fern_geometry(fern_dir, fern_points):
+    data, K, T, (w, h), X, uv = _fern_view(fern_dir, fern_points, 3, 800)
     rng = np.random.default_rng(0)
     uv = uv + rng.normal(0, 0.5, uv.shape)
     outliers = rng.random(len(uv)) < 0.4
@@ -138,12 +143,7 @@ def test_pnp_on_real_fern_geometry(fern_dir, fern_points):
 def test_refine_pnp_from_a_close_guess(fern_dir, fern_points):
     # guided-pass refinement: from a pose 0.5 deg / 1 % of the extent off, with 20 % gross outliers, back to the
     # truth without RANSAC; the outliers are left out of the inliers
-    data = load_dataset(str(fern_dir))
-    K, T = data.K[4], data.T_world_cam[4]
-    w, h = data.size(4)
-    uv, z = project(K, T, fern_points)
-    vis = (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < w) & (uv[:, 1] > 0) & (uv[:, 1] < h)
-    X, uv = fern_points[vis][:600], uv[vis][:600]
+    data, K, T, (w, h), X, uv = _fern_view(fern_dir, fern_points, 4, 600)
     rng = np.random.default_rng(3)
     uv = uv + rng.normal(0, 0.5, uv.shape)
     outliers = rng.random(len(uv)) < 0.2
@@ -163,12 +163,7 @@ def test_gating_needs_pose_independent_support_after_guided_passes(fern_dir, fer
     from nerf_loc_ros.localization import LocalizationResult, LocalizerConfig, Status
     from nerf_loc_ros.localization.localizer import gate_result
 
-    data = load_dataset(str(fern_dir))
-    K, T = data.K[2], data.T_world_cam[2]
-    w, h = data.size(2)
-    uv, z = project(K, T, fern_points)
-    vis = (z > 0) & (uv[:, 0] > 0) & (uv[:, 0] < w) & (uv[:, 1] > 0) & (uv[:, 1] < h)
-    X, uv = fern_points[vis][:300], uv[vis][:300]
+    _, K, _, (w, h), X, uv = _fern_view(fern_dir, fern_points, 2, 300)
     pnp = solve_pnp(uv, X, K, (w, h))
     cfg = LocalizerConfig()
 
@@ -190,12 +185,7 @@ def test_gating_needs_pose_independent_support_after_guided_passes(fern_dir, fer
 
 
 def test_covariance_predicts_the_spread_of_pnp_estimates(fern_dir, fern_points):
-    data = load_dataset(str(fern_dir))
-    K, T = data.K[5], data.T_world_cam[5]
-    w, h = data.size(5)
-    uv0, z = project(K, T, fern_points)
-    vis = (z > 0) & (uv0[:, 0] > 0) & (uv0[:, 0] < w) & (uv0[:, 1] > 0) & (uv0[:, 1] < h)
-    X, uv0 = fern_points[vis][:150], uv0[vis][:150]
+    _, K, T, (w, h), X, uv0 = _fern_view(fern_dir, fern_points, 5, 150)
     sigma = 1.0
     cov = pose_covariance(K, T, uv0, X, sigma_px=sigma)
     assert np.allclose(cov, cov.T) and np.all(np.linalg.eigvalsh(cov) > 0)
