@@ -115,6 +115,52 @@ def test_dual_softmax_recovers_a_permutation():
     assert (i2 >= 200).sum() <= 8  # few of the 50 random descriptors pass the threshold
 
 
+def test_sparse_matching_equals_dense_and_can_be_one_to_many():
+    from nerf_loc_ros.localization.matching import match_descriptors_sparse
+
+    g = torch.Generator().manual_seed(1)
+    d3 = torch.nn.functional.normalize(torch.randn(120, 32, generator=g), dim=1)
+    d3 = torch.cat([d3, torch.nn.functional.normalize(d3[:40] + 0.05 * torch.randn(40, 32, generator=g), dim=1)])
+    d2 = torch.nn.functional.normalize(d3[:100] + 0.1 * torch.randn(100, 32, generator=g), dim=1)
+    pair_2d = torch.arange(100).repeat_interleave(160)  # every pair: the sparse matcher must equal the dense one
+    pair_3d = torch.arange(160).repeat(100)
+    prob = dual_softmax(d2, d3, 0.05)
+    i2, i3, _ = match_descriptors_sparse(d2, d3, pair_2d, pair_3d, 0.05, 0.1)
+    j2, j3, _ = match_descriptors(d2, d3, 0.05, 0.1)
+    assert torch.equal(i2, j2) and torch.equal(i3, j3)
+    # one-to-many: every point takes its most probable keypoint; the 40 near-copies (points 120-159, the same surface
+    # points cached from another keyframe) go to the same keypoints as their originals
+    i2, i3, conf = match_descriptors_sparse(d2, d3, pair_2d, pair_3d, 0.05, 0.1, mutual=False)
+    best = prob.argmax(0)
+    keep = prob.max(0).values > 0.1
+    assert torch.equal(i3, torch.nonzero(keep)[:, 0]) and torch.equal(i2, best[keep])
+    assert torch.allclose(conf, prob.max(0).values[keep], rtol=1e-4)
+    copies = i3 >= 120
+    assert copies.sum() >= 30 and torch.equal(i2[copies], i3[copies] - 120)
+    assert len(i2) > len(j2) + 25
+
+
+def test_merge_observations_by_voxel():
+    from nerf_loc_ros.localization.mapping import merge_observations
+
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform(0, 1, (500, 3))
+    feats = rng.normal(size=(500, 4))
+    obs_point, points, pf = merge_observations(xyz, feats, 0.0)
+    assert np.array_equal(obs_point, np.arange(500)) and np.array_equal(points, xyz)  # 0: one point per observation
+    obs_point, points, pf = merge_observations(xyz, feats, 0.25)
+    cells = np.floor(xyz / 0.25).astype(int)
+    for p in range(len(points)):  # a point is the mean of exactly the observations of its cell
+        members = obs_point == p
+        assert (cells[members] == cells[members][0]).all()
+        assert np.allclose(points[p], xyz[members].mean(0)) and np.allclose(pf[p], feats[members].mean(0))
+    assert len(points) == len(np.unique(cells, axis=0))
+    first_seen = [obs_point[0]] + [p for k, p in enumerate(obs_point[1:], 1) if p not in obs_point[:k]]
+    assert first_seen == list(range(len(points)))  # numbered by first observation
+    with pytest.raises(ValueError, match=">= 0"):
+        merge_observations(xyz, feats, -1.0)
+
+
 def _fern_view(fern_dir, fern_points, i: int, n: int):
     """Fern view ``i``: ``(data, K, T_world_cam, (w, h), X [n x 3], uv [n x 2])`` of its first ``n`` visible points."""
     data = load_dataset(str(fern_dir))

@@ -65,6 +65,10 @@ class LocalizerConfig:
             error, a narrow second one keeps each keypoint to the points that are geometrically its own.
         pnp: PnP + RANSAC settings of the first pass.
         refine_reproj_error: inlier threshold of the refinement passes (pixels).
+        refine_mutual: match keypoints and points one-to-one (mutual nearest neighbours) in the refinement passes;
+            by default every point takes its best keypoint, so a keypoint seen by several keyframes gets one 3-D
+            point from each of them (their NeRF depth errors average out in the pose, as in per-keyframe 2D-2D
+            matching).
         refine_ransac: run PnP + RANSAC in each refinement pass; by default a pass refines the previous pass's pose
             on its guided matches (robust Levenberg-Marquardt, :func:`~.pose.refine_pnp`): they were gathered
             around that pose, and it takes a fifth of the time.
@@ -88,6 +92,7 @@ class LocalizerConfig:
     pnp: PnPConfig = field(default_factory=PnPConfig)
     refine_reproj_error: float = 2.0
     refine_ransac: bool = False
+    refine_mutual: bool = False
     render_refine: bool = False
     render_stride: int = 4
     min_inliers: int = 15
@@ -210,7 +215,7 @@ class Localizer:
         pair_2d = torch.as_tensor(pairs["i"].astype(np.int64), device=dev)
         pair_3d = torch.as_tensor(pairs["j"].astype(np.int64), device=dev)
         i2, i3, _ = match_descriptors_sparse(desc2d, desc3d, pair_2d, pair_3d, self.encoder.temperature,
-                                             cfg.match_threshold)
+                                             cfg.match_threshold, mutual=cfg.refine_mutual)
         uv, Xm = keypoints[i2.cpu().numpy()].astype(np.float64), X[i3.cpu().numpy()]
         if ransac:
             pnp = solve_pnp(uv, Xm, K, size, replace(cfg.pnp, max_reproj_error=cfg.refine_reproj_error))

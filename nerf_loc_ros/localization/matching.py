@@ -85,11 +85,15 @@ def _segment_argmax(values: torch.Tensor, index: torch.Tensor, size: int) -> tup
 
 
 def match_descriptors_sparse(desc_2d: torch.Tensor, desc_3d: torch.Tensor, pair_2d: torch.Tensor,
-                             pair_3d: torch.Tensor, temperature: float, threshold: float
+                             pair_3d: torch.Tensor, temperature: float, threshold: float, mutual: bool = True
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`match_descriptors` restricted to candidate pairs ``(pair_2d[k], pair_3d[k])`` (e.g. a keypoint and
     the points projecting near it): the dual softmax runs over each keypoint's and each point's candidates only,
-    in O(pairs) instead of O(M x N). Returns ``(idx_2d [K], idx_3d [K], probability [K])``."""
+    in O(pairs) instead of O(M x N).
+
+    ``mutual=False``: every point takes its most probable keypoint, so one keypoint may receive several points (the
+    same surface point cached from several keyframes, as matching a query against each keyframe separately gives).
+    Returns ``(idx_2d [K], idx_3d [K], probability [K])``."""
     m, n = len(desc_2d), len(desc_3d)
     if len(pair_2d) == 0:
         empty = torch.zeros(0, dtype=torch.long, device=desc_2d.device)
@@ -97,11 +101,17 @@ def match_descriptors_sparse(desc_2d: torch.Tensor, desc_3d: torch.Tensor, pair_
     s = (desc_2d[pair_2d] * desc_3d[pair_3d]).sum(1) / temperature
     lse_row = _segment_logsumexp(s, pair_2d, m)
     lse_col = _segment_logsumexp(s, pair_3d, n)
+    best_col, arg_col = _segment_argmax(2 * s - lse_row[pair_2d], pair_3d, n)
+    if not mutual:
+        j = torch.nonzero(arg_col >= 0)[:, 0]
+        i = pair_2d[arg_col[j]]
+        conf = (best_col[j] - lse_col[j]).exp()
+        keep = conf > threshold
+        return i[keep], j[keep], conf[keep]
     best_row, arg_row = _segment_argmax(2 * s - lse_col[pair_3d], pair_2d, m)
-    _, arg_col = _segment_argmax(2 * s - lse_row[pair_2d], pair_3d, n)
     i = torch.nonzero(arg_row >= 0)[:, 0]
     j = pair_3d[arg_row[i]]
-    mutual = pair_2d[arg_col[j]] == i
+    is_mutual = pair_2d[arg_col[j]] == i
     conf = (best_row[i] - lse_row[i]).exp()
-    keep = mutual & (conf > threshold)
+    keep = is_mutual & (conf > threshold)
     return i[keep], j[keep], conf[keep]

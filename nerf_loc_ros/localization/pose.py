@@ -107,7 +107,9 @@ def refine_pnp(uv: np.ndarray, X_world: np.ndarray, K: np.ndarray, size: tuple[i
     T_cam_world = invert_pose(T_init)
     pose = poselib.CameraPose()
     pose.R, pose.t = T_cam_world[:3, :3], T_cam_world[:3, 3]
-    bundle = {"loss_type": "CAUCHY", "loss_scale": max_reproj_error / 2}
+    # from a close guess LM converges in a few steps; poselib's default (100 steps to a 1e-10 gradient) took 4 ms
+    # per call on 2000 matches for no measurable change in the pose
+    bundle = {"loss_type": "CAUCHY", "loss_scale": max_reproj_error / 2, "max_iterations": 5}
     pose, _ = poselib.refine_absolute_pose(uv, X_world, pose, camera, bundle)
     T_world_cam = invert_pose(make_pose(np.asarray(pose.R), np.asarray(pose.t)))
     proj, z = project(K, T_world_cam, X_world)
