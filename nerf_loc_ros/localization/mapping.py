@@ -23,7 +23,8 @@ from .backbone import ImageFeatures, XFeatBackbone
 from .keyframes import KeyframeDB, select_keyframes
 from .retrieval import learn_codebook, vlad
 
-__all__ = ["MappingConfig", "TrainingView", "render_keypoints", "sharp_surface", "build_keyframe_db", "merge_observations"]
+__all__ = ["MappingConfig", "TrainingView", "build_keyframe_db", "merge_observations", "render_keypoints",
+           "sharp_surface"]
 
 log = logging.getLogger(__name__)
 
