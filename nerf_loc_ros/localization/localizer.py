@@ -298,8 +298,7 @@ class Localizer:
         t = lap("retrieval", t)
         res = LocalizationResult(Status.FAILED, keyframes=[int(k) for k in kfs], keypoints=feats.keypoints,
                                  num_keypoints=len(feats.keypoints))
-        first = np.arange(min(len(desc2d), cfg.first_pass_keypoints))  # keypoints come sorted by score
-        i2, p3 = self._match(desc2d[torch.as_tensor(first, device=desc2d.device)], cand)
+        i2, p3 = self._match(desc2d[:cfg.first_pass_keypoints], cand)  # keypoints come sorted by score
         t = lap("matching", t)
         uv, X = feats.keypoints[i2].astype(np.float64), self.points[p3]
         pnp = solve_pnp(uv, X, K, (w, h), cfg.pnp)
@@ -355,8 +354,8 @@ def gate_result(res: LocalizationResult, T: np.ndarray | None, K: np.ndarray, cf
         return
     # guided passes gather their matches around a pose, so part of their support is made by that pose (a wrong
     # pose collects "inliers" too): OK also needs ok_inliers in the pose-independent first pass (not its ratio:
-    # repetitive texture gives good poses at 15 % there)
-    first = res.stages.get("first_inliers", res.num_inliers) if "refine_inliers" in res.stages else res.num_inliers
+    # repetitive texture gives good poses at 15 % there). Without guided passes the first pass is the final one.
+    first = res.stages.get("first_inliers", res.num_inliers)
     if first < cfg.ok_inliers:
         res.status, res.reason = Status.LOW_CONFIDENCE, f"first pass: {first} inliers"
         return

@@ -62,6 +62,20 @@ def project(K: np.ndarray, T_world_cam: np.ndarray, X_world: np.ndarray) -> tupl
     return uv, z
 
 
+def _poselib_camera(K: np.ndarray, size: tuple[int, int]) -> dict:
+    return {"model": "PINHOLE", "width": int(size[0]), "height": int(size[1]),
+            "params": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]}
+
+
+def _world_cam(pose) -> np.ndarray:
+    """``T_world_cam`` of a poselib ``CameraPose`` (which holds ``T_cam_world``)."""
+    return invert_pose(make_pose(np.asarray(pose.R), np.asarray(pose.t)))
+
+
+def _no_pose(n: int) -> PnPResult:
+    return PnPResult(None, np.zeros(n, bool), float("nan"))
+
+
 def solve_pnp(uv: np.ndarray, X_world: np.ndarray, K: np.ndarray, size: tuple[int, int],
               config: PnPConfig | None = None) -> PnPResult:
     """Camera pose from pixel coordinates ``[N x 2]`` (pixel-centre convention) of world points ``[N x 3]``."""
@@ -70,18 +84,15 @@ def solve_pnp(uv: np.ndarray, X_world: np.ndarray, K: np.ndarray, size: tuple[in
     cfg = config or PnPConfig()
     n = len(uv)
     if n < 4:
-        return PnPResult(None, np.zeros(n, bool), float("nan"))
-    camera = {"model": "PINHOLE", "width": int(size[0]), "height": int(size[1]),
-              "params": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]}
+        return _no_pose(n)
     ransac = {"max_reproj_error": cfg.max_reproj_error, "max_iterations": cfg.max_iterations,
               "min_iterations": cfg.min_iterations, "success_prob": cfg.success_prob}
     pose, info = poselib.estimate_absolute_pose(np.asarray(uv, np.float64), np.asarray(X_world, np.float64),
-                                                camera, ransac, {})
+                                                _poselib_camera(K, size), ransac, {})
     inliers = np.asarray(info.get("inliers", []), bool)
     if inliers.shape != (n,) or inliers.sum() < 4:
-        return PnPResult(None, np.zeros(n, bool), float("nan"))
-    T_cam_world = make_pose(np.asarray(pose.R), np.asarray(pose.t))
-    T_world_cam = invert_pose(T_cam_world)
+        return _no_pose(n)
+    T_world_cam = _world_cam(pose)
     proj, z = project(K, T_world_cam, X_world[inliers])
     err = np.linalg.norm(proj - uv[inliers], axis=1)
     return PnPResult(T_world_cam, inliers, float(np.median(err)))
@@ -101,27 +112,27 @@ def refine_pnp(uv: np.ndarray, X_world: np.ndarray, K: np.ndarray, size: tuple[i
     n = len(uv)
     uv, X_world = np.asarray(uv, np.float64), np.asarray(X_world, np.float64)
     if n < 4:
-        return PnPResult(None, np.zeros(n, bool), float("nan"))
-    camera = {"model": "PINHOLE", "width": int(size[0]), "height": int(size[1]),
-              "params": [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]}
+        return _no_pose(n)
+    camera = _poselib_camera(K, size)
     T_cam_world = invert_pose(T_init)
     pose = poselib.CameraPose()
     pose.R, pose.t = T_cam_world[:3, :3], T_cam_world[:3, 3]
     # from a close guess LM converges in a few steps; poselib's default (100 steps to a 1e-10 gradient) took 4 ms
     # per call on 2000 matches for no measurable change in the pose
     bundle = {"loss_type": "CAUCHY", "loss_scale": max_reproj_error / 2, "max_iterations": 5}
+
+    def errors(pose) -> np.ndarray:  # reprojection errors, inf behind the camera
+        proj, z = project(K, _world_cam(pose), X_world)
+        return np.where(z > 0, np.linalg.norm(proj - uv, axis=1), np.inf)
+
     pose, _ = poselib.refine_absolute_pose(uv, X_world, pose, camera, bundle)
-    T_world_cam = invert_pose(make_pose(np.asarray(pose.R), np.asarray(pose.t)))
-    proj, z = project(K, T_world_cam, X_world)
-    inliers = (z > 0) & (np.linalg.norm(proj - uv, axis=1) < max_reproj_error)
+    inliers = errors(pose) < max_reproj_error
     if inliers.sum() < 4:
-        return PnPResult(None, np.zeros(n, bool), float("nan"))
+        return _no_pose(n)
     pose, _ = poselib.refine_absolute_pose(uv[inliers], X_world[inliers], pose, camera, bundle)
-    T_world_cam = invert_pose(make_pose(np.asarray(pose.R), np.asarray(pose.t)))
-    proj, z = project(K, T_world_cam, X_world)
-    err = np.linalg.norm(proj - uv, axis=1)
-    inliers = (z > 0) & (err < max_reproj_error)
-    return PnPResult(T_world_cam, inliers, float(np.median(err[inliers])) if inliers.any() else float("nan"))
+    err = errors(pose)
+    inliers = err < max_reproj_error
+    return PnPResult(_world_cam(pose), inliers, float(np.median(err[inliers])) if inliers.any() else float("nan"))
 
 
 def pose_covariance(K: np.ndarray, T_world_cam: np.ndarray, uv: np.ndarray, X_world: np.ndarray,
