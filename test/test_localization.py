@@ -113,6 +113,12 @@ def test_dual_softmax_recovers_a_permutation():
     correct = (i2 < 200) & (i3 == perm[i2.clamp(max=199)])
     assert correct.float().mean() > 0.98
     assert (i2 >= 200).sum() <= 8  # few of the 50 random descriptors pass the threshold
+    # a temperature so low that whole rows underflow in the one-exponential log-sum-exp: the exact fallback
+    prob = dual_softmax(d2, d3, 0.004)
+    i2, _, conf = match_descriptors(d2, d3, 0.004, 0.2)
+    j, i_back = prob.argmax(1), prob.argmax(0)
+    mnn = (i_back[j] == torch.arange(250)) & (prob.max(1).values > 0.2)
+    assert torch.equal(i2, torch.nonzero(mnn)[:, 0]) and torch.allclose(conf, prob.max(1).values[mnn], rtol=1e-3)
 
 
 def test_sparse_matching_equals_dense_and_can_be_one_to_many():
@@ -203,6 +209,25 @@ def test_refine_pnp_from_a_close_guess(fern_dir, fern_points):
     assert rot[0] < 0.1 * rot0[0] and trans[0] < 0.1 * trans0[0]
     assert np.mean(res.inliers[~outliers]) > 0.95 and np.mean(res.inliers[outliers]) < 0.05
     assert refine_pnp(uv[:3], X[:3], K, (w, h), guess, 2.0).T_world_cam is None
+
+
+def test_narrow_guided_pairs_filter_the_wider_ones(fern_dir, fern_points):
+    # a narrower guided pass filters the previous pass's pairs instead of searching all points again: the same pairs
+    # as a fresh search whenever the pose moved by less than the difference of the radii
+    from nerf_loc_ros.localization import Localizer
+
+    _, K, T, (w, h), X, uv = _fern_view(fern_dir, fern_points, 2, 3000)
+    keypoints = uv[::3] + np.random.default_rng(5).normal(0, 2.0, uv[::3].shape)
+    moved = T.copy()
+    moved[:3, :3] = Rotation.from_rotvec(np.radians([0.05, 0.0, -0.05])).as_matrix() @ T[:3, :3]
+    shift = np.abs(project(K, moved, X)[0] - project(K, T, X)[0]).max()
+    assert 0.2 < shift < 2.0  # pixels
+    wide = Localizer._near_pairs(keypoints, X, K, (w, h), T, 8.0)
+    assert len(wide[0]) > 2 * len(keypoints)
+    direct = Localizer._near_pairs(keypoints, X, K, (w, h), moved, 3.0)
+    filtered = Localizer._near_pairs(keypoints, X, K, (w, h), moved, 3.0, wider=wide)
+    assert len(direct[0]) > len(keypoints)
+    assert set(zip(*map(np.ndarray.tolist, filtered))) == set(zip(*map(np.ndarray.tolist, direct)))
 
 
 def test_gating_needs_pose_independent_support_after_guided_passes(fern_dir, fern_points):

@@ -11,6 +11,8 @@ import importlib
 import logging
 import sys
 
+from ..runtime import keep_freed_heap_memory
+
 #: Modules of nerf_loc_ros.cli that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = ("demo", "data", "bag", "map", "localize", "registration", "bench")
 
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose, args.quiet)
+    keep_freed_heap_memory()
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, OSError) as exc:  # user-facing errors: one clear line, no traceback

@@ -86,7 +86,8 @@ class XFeatBackbone(torch.nn.Module):
         with resources.as_file(weights) as path:
             state = torch.load(path, map_location="cpu", weights_only=True)
         self.net.load_state_dict(state)
-        self.net.eval()
+        # NHWC convolutions: about 30 % faster on CPU (oneDNN) for the same features
+        self.net = self.net.to(memory_format=torch.channels_last).eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
 
@@ -112,7 +113,7 @@ class XFeatBackbone(torch.nn.Module):
         hr, wr = int(h * up) // 32 * 32, int(w * up) // 32 * 32
         if (hr, wr) != (h, w):
             x = F.interpolate(x, (hr, wr), mode="bilinear", align_corners=False)
-        dense, kp_logits, reliability = self.net(x)
+        dense, kp_logits, reliability = self.net(x.contiguous(memory_format=torch.channels_last))
         heat = self._keypoint_heatmap(kp_logits)  # [1 x 1 x hr x wr]
         cfg = self.config
         ys, xs = self._local_maxima(heat[0, 0], cfg.nms_radius, cfg.detection_threshold)

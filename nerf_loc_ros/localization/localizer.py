@@ -195,26 +195,36 @@ class Localizer:
         i2, i3, _ = match_descriptors(desc2d, d3, self.encoder.temperature, self.config.match_threshold)
         return i2.cpu().numpy(), cand[i3.cpu().numpy()]
 
-    def _guided_pass(self, keypoints: np.ndarray, desc2d: torch.Tensor, X: np.ndarray, desc3d: torch.Tensor,
-                     K: np.ndarray, size: tuple[int, int], prev, stages: dict, name: str, radius: float,
-                     ransac: bool):
-        """Match keypoints only to points projecting within ``radius`` pixels under ``prev`` pose; PnP + RANSAC
-        (``ransac``) or a refinement of ``prev`` at the tight threshold. Returns ``(pnp, uv, X)`` when accepted,
-        else None."""
-        cfg = self.config
+    @staticmethod
+    def _near_pairs(keypoints: np.ndarray, X: np.ndarray, K: np.ndarray, size: tuple[int, int], T_world_cam,
+                    radius: float, wider: tuple[np.ndarray, np.ndarray] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Index pairs ``(keypoint [P], point [P])`` of the points ``X [N x 3]`` (world) that project within
+        ``radius`` pixels of ``keypoints [M x 2]`` under ``T_world_cam``. ``wider``: the pairs of a larger radius
+        under a nearby pose, filtered instead of searching all points (a tree search costs ~1.6 ms)."""
+        proj, z = project(K, T_world_cam, X)
         w, h = size
-        proj, z = project(K, prev.T_world_cam, X)
-        vis = (z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h)
-        if not vis.any():
-            return None
-        X, proj, desc3d = X[vis], proj[vis], desc3d[torch.as_tensor(vis, device=desc3d.device)]
-        pairs = cKDTree(keypoints).sparse_distance_matrix(cKDTree(proj), radius, output_type="ndarray")
-        if len(pairs) == 0:
+        visible = (z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h)
+        if wider is not None:
+            i, j = wider
+            keep = visible[j] & (np.linalg.norm(keypoints[i] - proj[j], axis=1) <= radius)
+            return i[keep], j[keep]
+        vis = np.flatnonzero(visible)
+        pairs = cKDTree(keypoints).sparse_distance_matrix(cKDTree(proj[vis]), radius, output_type="ndarray")
+        return pairs["i"].astype(np.int64), vis[pairs["j"]]
+
+    def _guided_pass(self, keypoints: np.ndarray, desc2d: torch.Tensor, X: np.ndarray, desc3d: torch.Tensor,
+                     K: np.ndarray, size: tuple[int, int], prev, stages: dict, name: str,
+                     pairs: tuple[np.ndarray, np.ndarray], ransac: bool):
+        """Match keypoints only to their candidate ``pairs`` (points projecting near them under ``prev``'s pose);
+        PnP + RANSAC (``ransac``) or a refinement of ``prev`` at the tight threshold. Returns ``(pnp, uv, X)`` when
+        accepted, else None."""
+        cfg = self.config
+        if len(pairs[0]) == 0:
             return None
         dev = desc2d.device
-        pair_2d = torch.as_tensor(pairs["i"].astype(np.int64), device=dev)
-        pair_3d = torch.as_tensor(pairs["j"].astype(np.int64), device=dev)
-        i2, i3, _ = match_descriptors_sparse(desc2d, desc3d, pair_2d, pair_3d, self.encoder.temperature,
+        i2, i3, _ = match_descriptors_sparse(desc2d, desc3d, torch.as_tensor(pairs[0], device=dev),
+                                             torch.as_tensor(pairs[1], device=dev), self.encoder.temperature,
                                              cfg.match_threshold, mutual=cfg.refine_mutual)
         uv, Xm = keypoints[i2.cpu().numpy()].astype(np.float64), X[i3.cpu().numpy()]
         if ransac:
@@ -308,10 +318,14 @@ class Localizer:
             kfs_r = self.db.nearest_keyframes(pnp.T_world_cam, cfg.prior_k)
             cand_r = self.db.observed_points(kfs_r)
             X_r, d_r = self.points[cand_r], self.point_desc[torch.as_tensor(cand_r, device=self.point_desc.device)]
+            pairs, last_radius = None, np.inf
             for k, radius in enumerate(cfg.refine_radii_px):
+                # a narrower pass filters the previous pass's pairs (its pose moved by much less than the radii)
+                pairs = self._near_pairs(feats.keypoints, X_r, K, (w, h), pnp.T_world_cam, radius,
+                                         pairs if radius <= last_radius else None)
+                last_radius = radius
                 out = self._guided_pass(feats.keypoints, desc2d, X_r, d_r, K, (w, h), pnp, res.stages,
-                                        "refine" if k == 0 else f"refine{k + 1}", radius,
-                                        ransac=cfg.refine_ransac)
+                                        "refine" if k == 0 else f"refine{k + 1}", pairs, ransac=cfg.refine_ransac)
                 if out is None:
                     break
                 pnp, uv, X = out
@@ -319,8 +333,10 @@ class Localizer:
             t = lap("refine", t)
         if pnp.T_world_cam is not None and cfg.render_refine and pnp.num_inliers >= cfg.min_inliers:
             X_r, d_r = self._render_candidates(pnp.T_world_cam, K, (w, h))
-            out = self._guided_pass(feats.keypoints, desc2d, X_r, d_r, K, (w, h), pnp, res.stages, "render",
-                                    cfg.refine_radii_px[-1] if cfg.refine_radii_px else 8.0, ransac=True)
+            radius = cfg.refine_radii_px[-1] if cfg.refine_radii_px else 8.0
+            pairs = self._near_pairs(feats.keypoints, X_r, K, (w, h), pnp.T_world_cam, radius)
+            out = self._guided_pass(feats.keypoints, desc2d, X_r, d_r, K, (w, h), pnp, res.stages, "render", pairs,
+                                    ransac=True)
             if out is not None:
                 pnp, uv, X = out
             t = lap("render_refine", t)

@@ -39,17 +39,28 @@ def match_descriptors(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature:
         empty = torch.zeros(0, dtype=torch.long, device=desc_2d.device)
         return empty, empty, torch.zeros(0, device=desc_2d.device)
     with torch.no_grad():  # indices and probabilities only; the [M x N] buffer is reused in place
-        sim, lr, lc = _scores(desc_2d, desc_3d, temperature)
+        sim = (desc_2d / temperature) @ desc_3d.T
+        lr, lc = _log_sum_exps(sim)
         half = sim.sub_(lc[None, :] / 2)  # log P / 2 + lr / 2: its row argmax is log P's
         best, j = half.max(1)
         conf = (2 * best - lr).exp()
-        # column argmax of log P = of sim - lr / 2, on the transposed copy (reductions along the contiguous axis
-        # are several times faster than along the strided one)
-        cols = half.T.contiguous().add_(lc[:, None] / 2).sub_(lr[None, :] / 2)
-        i_back = cols.argmax(1)
+        # mutual: row i's best j must also be column j's best i, i.e. reach the column max of log P / 2 + lc / 2
+        # (a max along the strided axis is fast, an argmax is not)
+        col_best = half.sub_(lr[:, None] / 2).amax(0)
         i = torch.arange(m, device=sim.device)
-        keep = (i_back[j] == i) & (conf > threshold)
+        keep = (best - lr / 2 >= col_best[j]) & (conf > threshold)
         return i[keep], j[keep], conf[keep]
+
+
+def _log_sum_exps(sim: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column log-sum-exp of ``sim [M x N]`` from one exponential of the matrix (``torch.logsumexp``
+    along both axes costs three times as much on a CPU); exact fallback where a whole row or column underflows."""
+    top = sim.amax()
+    e = (sim - top).exp_()
+    rows, cols = e.sum(1), e.sum(0)
+    if bool((rows == 0).any()) or bool((cols == 0).any()):
+        return torch.logsumexp(sim, 1), torch.logsumexp(sim, 0)
+    return rows.log() + top, cols.log() + top
 
 
 def dual_softmax_nll(desc_2d: torch.Tensor, desc_3d: torch.Tensor, temperature: torch.Tensor,

@@ -9,12 +9,15 @@ import rclpy
 import rclpy.executors
 from rclpy.node import Node
 
+from ..runtime import keep_freed_heap_memory
+
 
 def run_node(factory: Callable[[], Node], args=None) -> None:
     """Create the node with ``factory`` inside an rclpy context and spin it until Ctrl-C or shutdown.
 
     A ``ValueError`` from the constructor (bad parameters) is printed as one line and exits with status 2.
     """
+    keep_freed_heap_memory()
     rclpy.init(args=args)
     node = None
     code = 0
