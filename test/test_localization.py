@@ -315,3 +315,20 @@ def test_keyframe_db_round_trip_and_validation(tmp_path):
     (tmp_path / "trunc.npz").write_bytes((tmp_path / "keyframes.npz").read_bytes()[:100])
     with pytest.raises(MapError, match="cannot read"):
         KeyframeDB.load(tmp_path / "trunc.npz")
+
+
+def test_keyframe_db_fine_patches_are_optional(tmp_path):
+    db = _db()
+    assert not db.has_patches
+    db.point_patches = np.random.default_rng(1).integers(0, 256, (db.num_points, 9, 9), dtype=np.uint8)
+    db.save(tmp_path / "keyframes.npz")
+    back = KeyframeDB.load(tmp_path / "keyframes.npz")
+    assert back.has_patches and np.array_equal(back.point_patches, db.point_patches)
+    # a map written before the fine level has no patches: it loads, and the localizer skips its fine level
+    with np.load(tmp_path / "keyframes.npz", allow_pickle=False) as z:
+        np.savez(tmp_path / "old.npz", **{k: z[k] for k in z.files if k != "point_patches"})
+    assert not KeyframeDB.load(tmp_path / "old.npz").has_patches
+    db.point_patches = db.point_patches[:-1]
+    db.save(tmp_path / "bad.npz")
+    with pytest.raises(MapError, match="point_patches"):
+        KeyframeDB.load(tmp_path / "bad.npz")

@@ -34,12 +34,14 @@ def test_map_files_and_relocalization(built):
     loc_map = load_localization_map(path)
     assert loc_map.keyframes.num_points > 500 and len(loc_map.keyframes) == len(mapping)
     assert loc_map.keyframes.point_descriptors.shape[1] == loc_map.encoder.config.descriptor_dim
+    assert loc_map.keyframes.has_patches and loc_map.keyframes.point_patches.shape[1:] == (9, 9)
     loc = Localizer(loc_map)
     idx = np.linspace(0, len(query) - 1, 8).round().astype(int)
-    good = 0
+    good = fine = 0
     for i in idx:
         res = loc.localize(query.images[i], query.K[i])
         assert set(res.timings_ms) >= {"backbone", "retrieval", "matching", "pnp", "total"}
+        fine += "fine_inliers" in res.stages and res.num_inliers == res.stages["fine_inliers"]
         if res.status == Status.FAILED:
             assert res.T_world_cam is None and res.reason
             continue
@@ -49,6 +51,7 @@ def test_map_files_and_relocalization(built):
             assert rot[0] < 20 and trans[0] < 0.5, (rot, trans)
         assert np.all(np.linalg.eigvalsh(res.covariance) > 0)
     assert good >= 5, good
+    assert fine >= 5, fine  # the fine level (keyframe patches) gives the final pose of most frames
 
 
 def test_localizer_input_errors(built):

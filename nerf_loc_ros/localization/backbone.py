@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .fine import grey_image
+
 __all__ = ["BackboneConfig", "ImageFeatures", "XFeatBackbone", "sample_dense"]
 
 
@@ -49,6 +51,7 @@ class ImageFeatures:
         descriptors: ``[N x 64]`` float32 L2-normalised raw features at the keypoints.
         scale: ``(sx, sy)`` input pixels per resized pixel.
         size: ``(width, height)`` of the input image.
+        grey: ``[H x W]`` float32 grey levels of the input image (the localizer's fine level searches them).
     """
 
     keypoints: np.ndarray
@@ -57,6 +60,7 @@ class ImageFeatures:
     descriptors: torch.Tensor
     scale: tuple[float, float]
     size: tuple[int, int]
+    grey: torch.Tensor | None = None
 
     def normalized_keypoints(self) -> torch.Tensor:
         """Keypoints as ``[N x 2]`` coordinates in [-1, 1] for ``grid_sample`` (align_corners=False)."""
@@ -134,6 +138,7 @@ class XFeatBackbone(torch.nn.Module):
             descriptors=desc,
             scale=(sx, sy),
             size=(w, h),
+            grey=grey_image(image),
         )
 
     @staticmethod

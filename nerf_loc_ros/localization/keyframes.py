@@ -17,13 +17,15 @@ point_descriptors   [P x D] f2       point-head descriptors (filled once the enc
 obs_ptr             [K + 1] i8       CSR row pointer: observations of keyframe k are obs_ptr[k]:obs_ptr[k+1]
 obs_point           [O] i4           point index of each observation
 obs_uv              [O x 2] f4       keyframe pixel (pixel-centre convention) of each observation
+point_patches       [P x S x S] u1   grey levels around each point's first observation in its keyframe image
+                                     (the fine level's templates, :mod:`.fine`); [0 x 0 x 0] in maps without them
 ==================  ===============  ==========================================================
 """
 
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,7 @@ class KeyframeDB:
     obs_ptr: np.ndarray
     obs_point: np.ndarray
     obs_uv: np.ndarray
+    point_patches: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
 
     def __len__(self) -> int:
         return len(self.T_world_cam)
@@ -89,6 +92,11 @@ class KeyframeDB:
     @property
     def num_points(self) -> int:
         return len(self.points)
+
+    @property
+    def has_patches(self) -> bool:
+        """Whether every point has a fine-level patch (maps built before patches have none)."""
+        return len(self.point_patches) == len(self.points) > 0
 
     def observed_points(self, keyframes: np.ndarray | list[int]) -> np.ndarray:
         """Sorted unique indices of the points observed by the given keyframes."""
@@ -117,6 +125,7 @@ class KeyframeDB:
             point_features=self.point_features.astype(np.float16),
             point_descriptors=self.point_descriptors.astype(np.float16), obs_ptr=self.obs_ptr.astype(np.int64),
             obs_point=self.obs_point.astype(np.int32), obs_uv=self.obs_uv.astype(np.float32),
+            point_patches=self.point_patches.astype(np.uint8),
         )
 
     @classmethod
@@ -124,7 +133,8 @@ class KeyframeDB:
         """Read and validate ``keyframes.npz``; raises :class:`MapError` naming the file on bad content."""
         try:
             with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in cls.__dataclass_fields__}
+                # point_patches came later: maps without them load (the localizer skips its fine level)
+                arrays = {k: z[k] for k in cls.__dataclass_fields__ if k in z.files or k != "point_patches"}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise MapError(f"{path}: cannot read keyframe database ({exc})") from exc
         db = cls(**arrays)
@@ -143,6 +153,9 @@ class KeyframeDB:
             (self.obs_ptr.shape == (k + 1,) and self.obs_ptr[0] == 0 and self.obs_ptr[-1] == len(self.obs_point)
              and np.all(np.diff(self.obs_ptr) >= 0), "obs_ptr is not a valid CSR pointer"),
             (len(self.obs_uv) == len(self.obs_point), "obs_uv count"),
+            (len(self.point_patches) == 0 or (self.point_patches.ndim == 3 and len(self.point_patches) == p
+                                              and self.point_patches.shape[1] == self.point_patches.shape[2]),
+             "point_patches must be [P,S,S] or empty"),
             (len(self.obs_point) == 0 or (self.obs_point.min() >= 0 and self.obs_point.max() < p),
              "obs_point index out of range"),
             (np.isfinite(self.points).all() and np.isfinite(self.T_world_cam).all(), "non-finite points or poses"),

@@ -33,6 +33,7 @@ from .backbone import XFeatBackbone, sample_dense
 from .encoder import SceneEncoder
 from .keyframes import KeyframeDB
 from .map_files import LocalizationMap
+from .fine import refine_matches_ncc
 from .matching import match_descriptors, match_descriptors_sparse
 from .pose import PnPConfig, pose_covariance, project, refine_pnp, solve_pnp
 from .retrieval import top_k, vlad
@@ -61,8 +62,16 @@ class LocalizerConfig:
         refine: run the guided re-matching stage.
         refine_radii_px: one guided pass per radius, each from the previous pass's pose: a point is a candidate
             of a keypoint when it projects this close (pixels) to it. The dense features are 1/8 resolution, so
-            points a few pixels apart have near-equal descriptors: a wide first radius absorbs the first pose's
-            error, a narrow second one keeps each keypoint to the points that are geometrically its own.
+            points a few pixels apart have near-equal descriptors: one wide pass absorbs the first pose's error and
+            the fine level does the pixel-level work (a second, 3 px pass before it only cost time: redkitchen
+            0.43 vs 0.45 cm, lego 0.127 vs 0.128 deg, 5 ms more).
+        fine_search_px: the fine level (:mod:`.fine`) searches the keyframe patch of every point of the keyframes
+            nearest the pose within this many pixels of the point's projection and refines the pose on the points
+            found; 0 disables it (maps without patches skip it).
+        fine_keyframes: keyframes (nearest the pose) whose points the fine level tracks. The nearest keyframes'
+            patches look most like the query: on redkitchen 2 gave 0.43 cm / 0.184 deg, 4 gave 0.63 cm / 0.257 deg.
+        fine_min_ncc: minimum normalised cross-correlation for a point to count as found.
+        fine_iterations: rounds of the fine level, each from the previous round's pose.
         pnp: PnP + RANSAC settings of the first pass.
         refine_reproj_error: inlier threshold of the refinement passes (pixels).
         refine_mutual: match keypoints and points one-to-one (mutual nearest neighbours) in the refinement passes;
@@ -88,7 +97,11 @@ class LocalizerConfig:
     prior_k: int = 4
     match_threshold: float = 0.02
     refine: bool = True
-    refine_radii_px: tuple[float, ...] = (8.0, 3.0)
+    refine_radii_px: tuple[float, ...] = (8.0,)
+    fine_search_px: int = 3
+    fine_keyframes: int = 2
+    fine_min_ncc: float = 0.8
+    fine_iterations: int = 1
     pnp: PnPConfig = field(default_factory=PnPConfig)
     refine_reproj_error: float = 2.0
     refine_ransac: bool = False
@@ -114,7 +127,7 @@ class LocalizationResult:
         num_keypoints, num_matches, num_inliers: counts of the final stage.
         reproj_error: median inlier reprojection error (pixels).
         keyframes: keyframe indices used (retrieved or around the prior).
-        timings_ms: per-stage latency (backbone, retrieval, matching, pnp, refine, total).
+        timings_ms: per-stage latency (backbone, head, retrieval, matching, pnp, refine, fine, total).
         keypoints: ``[N x 2]`` query keypoints; ``matches_2d``/``matches_3d``: ``[M x 2]`` pixels and ``[M x 3]``
             world points of the final matches; ``inliers``: ``[M]`` mask (for debug images).
     """
@@ -152,6 +165,7 @@ class Localizer:
         self.backbone = XFeatBackbone(loc_map.backbone_config).to(cfg.device)
         self.point_desc = torch.as_tensor(self.db.point_descriptors.astype(np.float32), device=cfg.device)
         self.points = self.db.points.astype(np.float64)
+        self.point_patches = torch.as_tensor(self.db.point_patches) if self.db.has_patches else None
         if self.point_desc.shape[1] != self.encoder.config.descriptor_dim:
             raise ValueError("map has no point descriptors for this encoder (was the encoder trained?)")
         # numpy's OpenBLAS threads spin after each call and starve torch's threads on a 2-core machine
@@ -236,6 +250,28 @@ class Localizer:
         if pnp.T_world_cam is not None and pnp.num_inliers >= max(cfg.min_inliers, prev.num_inliers // 3):
             return pnp, uv, Xm
         return None
+
+    def _fine_level(self, grey: torch.Tensor, points: np.ndarray, K: np.ndarray, size: tuple[int, int], prev,
+                    stages: dict):
+        """Track map ``points`` (indices) into the query by their keyframe patches around their projections under
+        ``prev``'s pose and refine that pose on the tracked pixels (:mod:`.fine`); ``fine_iterations`` rounds.
+        Returns ``(pnp, uv, X)`` of the last accepted round, or None."""
+        cfg = self.config
+        w, h = size
+        best = None
+        for _ in range(cfg.fine_iterations):
+            X = self.points[points]
+            proj, z = project(K, prev.T_world_cam, X)
+            vis = np.flatnonzero((z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h))
+            uv, found = refine_matches_ncc(grey, proj[vis], self.point_patches[torch.as_tensor(points[vis])],
+                                           cfg.fine_search_px, cfg.fine_min_ncc)
+            uv, X = uv[found], X[vis[found]]
+            pnp = refine_pnp(uv, X, K, size, prev.T_world_cam, cfg.refine_reproj_error)
+            stages.update({"fine_tracked": len(uv), "fine_inliers": pnp.num_inliers})
+            if pnp.T_world_cam is None or pnp.num_inliers < max(cfg.min_inliers, prev.num_inliers // 3):
+                break
+            prev, best = pnp, (pnp, uv, X)
+        return best
 
     def _render_candidates(self, T_world_cam: np.ndarray, K: np.ndarray, size: tuple[int, int]):
         """NeRF surface points and point-head descriptors on a pixel grid rendered at a pose (NeRFMatch's
@@ -331,6 +367,13 @@ class Localizer:
                 pnp, uv, X = out
                 kfs = kfs_r
             t = lap("refine", t)
+        if pnp.T_world_cam is not None and cfg.fine_search_px > 0 and self.point_patches is not None \
+                and feats.grey is not None and pnp.num_inliers >= cfg.min_inliers:
+            kfs_f = self.db.nearest_keyframes(pnp.T_world_cam, cfg.fine_keyframes)
+            out = self._fine_level(feats.grey, self.db.observed_points(kfs_f), K, (w, h), pnp, res.stages)
+            if out is not None:
+                (pnp, uv, X), kfs = out, kfs_f
+            t = lap("fine", t)
         if pnp.T_world_cam is not None and cfg.render_refine and pnp.num_inliers >= cfg.min_inliers:
             X_r, d_r = self._render_candidates(pnp.T_world_cam, K, (w, h))
             radius = cfg.refine_radii_px[-1] if cfg.refine_radii_px else 8.0
