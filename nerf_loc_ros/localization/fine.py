@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["grey_image", "sample_patches", "refine_matches_ncc"]
+__all__ = ["grey_image", "refine_matches_ncc", "sample_patches"]
 
 
 def grey_image(image: np.ndarray) -> torch.Tensor:

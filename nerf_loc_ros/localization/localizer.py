@@ -18,6 +18,7 @@ Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -31,12 +32,14 @@ from threadpoolctl import ThreadpoolController
 from ..geometry import check_intrinsics
 from .backbone import XFeatBackbone, sample_dense
 from .encoder import SceneEncoder
+from .fine import refine_matches_ncc
 from .keyframes import KeyframeDB
 from .map_files import LocalizationMap
-from .fine import refine_matches_ncc
 from .matching import match_descriptors, match_descriptors_sparse
 from .pose import PnPConfig, pose_covariance, project, refine_pnp, solve_pnp
 from .retrieval import top_k, vlad
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Status", "LocalizerConfig", "LocalizationResult", "Localizer", "gate_result"]
 
@@ -56,24 +59,27 @@ class LocalizerConfig:
     Attributes:
         retrieval_k: keyframes retrieved per query.
         first_pass_keypoints: the best-scored keypoints matched against all candidate points in the first pass
-            (it only needs a pose for the guided passes, which use every keypoint).
+            (it only needs a pose for the stages after it).
         prior_k: keyframes taken around a pose prior (replaces retrieval) and around the estimate (refinement).
         match_threshold: minimum dual-softmax probability of a match.
-        refine: run the guided re-matching stage.
+        refine: run guided re-matching passes between the first pass and the fine level (off by default: with the
+            fine level they cost 8 ms for no gain; measured 2026-12-01 on the benchmark maps, fine level after the
+            first pass vs after an 8 px guided pass: redkitchen 0.45 vs 0.45 cm, hard split 43 vs 33 % at 5 cm / 5
+            deg, lego 0.118 vs 0.128 deg, 31 vs 43 ms).
         refine_radii_px: one guided pass per radius, each from the previous pass's pose: a point is a candidate
             of a keypoint when it projects this close (pixels) to it. The dense features are 1/8 resolution, so
-            points a few pixels apart have near-equal descriptors: one wide pass absorbs the first pose's error and
-            the fine level does the pixel-level work (a second, 3 px pass before it only cost time: redkitchen
-            0.43 vs 0.45 cm, lego 0.127 vs 0.128 deg, 5 ms more).
+            points a few pixels apart have near-equal descriptors: these passes only bring the pose closer.
         fine_search_px: the fine level (:mod:`.fine`) searches the keyframe patch of every point of the keyframes
             nearest the pose within this many pixels of the point's projection and refines the pose on the points
-            found; 0 disables it (maps without patches skip it).
+            found; 0 disables it (maps without patches skip it). 5 px covers the first pass's pose error (3 px lost
+            a procedural frame whose first pose was 3 cm off).
         fine_keyframes: keyframes (nearest the pose) whose points the fine level tracks. The nearest keyframes'
             patches look most like the query: on redkitchen 2 gave 0.43 cm / 0.184 deg, 4 gave 0.63 cm / 0.257 deg.
         fine_min_ncc: minimum normalised cross-correlation for a point to count as found.
-        fine_iterations: rounds of the fine level, each from the previous round's pose.
+        fine_iterations: at most this many rounds of the fine level, each from the previous round's pose (another
+            round only when the last one moved the points' projections by more than a pixel).
         pnp: PnP + RANSAC settings of the first pass.
-        refine_reproj_error: inlier threshold of the refinement passes (pixels).
+        refine_reproj_error: inlier threshold of the refinement passes and the fine level (pixels).
         refine_mutual: match keypoints and points one-to-one (mutual nearest neighbours) in the refinement passes;
             by default every point takes its best keypoint, so a keypoint seen by several keyframes gets one 3-D
             point from each of them (their NeRF depth errors average out in the pose, as in per-keyframe 2D-2D
@@ -85,8 +91,8 @@ class LocalizerConfig:
             (NeRFMatch's iterative refinement; evaluates the NeRF, so it costs far more than the cached path).
         render_stride: pixel stride of that grid.
         min_inliers: fewer inliers -> FAILED.
-        ok_inliers: at least this many inliers (and the ratio below) -> OK, else LOW_CONFIDENCE; after guided
-            refinement the first (pose-independent) pass must have this many too.
+        ok_inliers: at least this many inliers (and the ratio below) -> OK, else LOW_CONFIDENCE; after the guided
+            passes or the fine level the first (pose-independent) pass must have this many too.
         ok_inlier_ratio: minimum inlier share of the final matches for OK.
         max_reproj_error: median inlier reprojection error (pixels) above which the result is FAILED.
         device: torch device of the heads and backbone.
@@ -96,12 +102,12 @@ class LocalizerConfig:
     first_pass_keypoints: int = 512
     prior_k: int = 4
     match_threshold: float = 0.02
-    refine: bool = True
+    refine: bool = False
     refine_radii_px: tuple[float, ...] = (8.0,)
-    fine_search_px: int = 3
+    fine_search_px: int = 5
     fine_keyframes: int = 2
     fine_min_ncc: float = 0.8
-    fine_iterations: int = 1
+    fine_iterations: int = 3
     pnp: PnPConfig = field(default_factory=PnPConfig)
     refine_reproj_error: float = 2.0
     refine_ransac: bool = False
@@ -166,6 +172,9 @@ class Localizer:
         self.point_desc = torch.as_tensor(self.db.point_descriptors.astype(np.float32), device=cfg.device)
         self.points = self.db.points.astype(np.float64)
         self.point_patches = torch.as_tensor(self.db.point_patches) if self.db.has_patches else None
+        if self.point_patches is None and cfg.fine_search_px > 0:
+            log.warning("the map has no fine-level patches (built before they existed): localizing without the fine "
+                        "level; `nerf-loc map add-localization` rebuilds its localization part with them")
         if self.point_desc.shape[1] != self.encoder.config.descriptor_dim:
             raise ValueError("map has no point descriptors for this encoder (was the encoder trained?)")
         # numpy's OpenBLAS threads spin after each call and starve torch's threads on a 2-core machine
@@ -254,7 +263,8 @@ class Localizer:
     def _fine_level(self, grey: torch.Tensor, points: np.ndarray, K: np.ndarray, size: tuple[int, int], prev,
                     stages: dict):
         """Track map ``points`` (indices) into the query by their keyframe patches around their projections under
-        ``prev``'s pose and refine that pose on the tracked pixels (:mod:`.fine`); ``fine_iterations`` rounds.
+        ``prev``'s pose and refine that pose on the tracked pixels (:mod:`.fine`); another round from the new pose
+        while a round moves the points' projections by more than a pixel (median), at most ``fine_iterations``.
         Returns ``(pnp, uv, X)`` of the last accepted round, or None."""
         cfg = self.config
         w, h = size
@@ -270,7 +280,10 @@ class Localizer:
             stages.update({"fine_tracked": len(uv), "fine_inliers": pnp.num_inliers})
             if pnp.T_world_cam is None or pnp.num_inliers < max(cfg.min_inliers, prev.num_inliers // 3):
                 break
+            moved = np.median(np.linalg.norm(project(K, pnp.T_world_cam, X)[0] - proj[vis[found]], axis=1))
             prev, best = pnp, (pnp, uv, X)
+            if moved <= 1.0:
+                break
         return best
 
     def _render_candidates(self, T_world_cam: np.ndarray, K: np.ndarray, size: tuple[int, int]):
@@ -411,9 +424,9 @@ def gate_result(res: LocalizationResult, T: np.ndarray | None, K: np.ndarray, cf
         res.status = Status.LOW_CONFIDENCE
         res.reason = f"{res.num_inliers} inliers ({ratio:.0%} of {res.num_matches} matches)"
         return
-    # guided passes gather their matches around a pose, so part of their support is made by that pose (a wrong
-    # pose collects "inliers" too): OK also needs ok_inliers in the pose-independent first pass (not its ratio:
-    # repetitive texture gives good poses at 15 % there). Without guided passes the first pass is the final one.
+    # guided passes and the fine level gather their matches around a pose, so part of their support is made by that
+    # pose (a wrong pose collects "inliers" too): OK also needs ok_inliers in the pose-independent first pass (not
+    # its ratio: repetitive texture gives good poses at 15 % there). Without later stages the first pass is final.
     first = res.stages.get("first_inliers", res.num_inliers)
     if first < cfg.ok_inliers:
         res.status, res.reason = Status.LOW_CONFIDENCE, f"first pass: {first} inliers"

@@ -60,7 +60,8 @@ PARAMETERS = {
     "sync_slop": (0.02, "ApproximateTimeSynchronizer slop in seconds", (0.0, 1.0)),
     "use_prior": (True, "use the last confident pose as the prior of the next frame (tracking)", None),
     "max_prior_age": (2.0, "seconds after which a prior is not used", (0.0, 3600.0)),
-    "refine": (True, "guided re-matching stage of the localizer", None),
+    "refine": (False, "guided re-matching pass before the fine level (about 8 ms; rarely needed)", None),
+    "fine": (True, "fine level: keyframe patches tracked into the image (maps built with patches)", None),
     "publish_pose_when_lost": (False, "publish ~/pose with a large covariance when a frame is not OK", None),
     "lost_covariance": (1e3, "variance used on each axis when publishing while lost", (0.0, 1e9)),
     "publish_debug_image": (True, "publish ~/debug/matches (only computed when someone subscribes)", None),
@@ -187,6 +188,8 @@ class LocalizerNode(Node):
     def load_map(self, path: str) -> tuple[bool, str]:
         """Load a map and start a fresh session; the previous map stays when loading fails."""
         cfg = LocalizerConfig(refine=self.p("refine"), device=self.p("device"))
+        if not self.p("fine"):
+            cfg.fine_search_px = 0
         try:
             localizer = load_localizer(path, cfg)
         except (MapError, OSError, ValueError) as exc:
