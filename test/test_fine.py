@@ -1,4 +1,4 @@
-"""Fine level: keyframe patches found again in a moved real image (NCC + sub-pixel peak)."""
+"""Fine level: keyframe patches located again in a moved real image (NCC + sub-pixel peak)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nerf_loc_ros.datasets import load_dataset
-from nerf_loc_ros.localization.fine import grey_image, refine_matches_ncc, sample_patches
+from nerf_loc_ros.localization.fine import grey_image, locate_patches, sample_patches
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +39,17 @@ def test_patches_are_found_again_in_a_moved_image(kitchen):
     moved = cv2.warpAffine(kitchen, np.float32([[1, 0, shift[0]], [0, 1, shift[1]]]), (w, h), flags=cv2.INTER_LINEAR)
     grey = grey_image(moved)
     start = p + shift + rng.uniform(-2, 2, p.shape)
-    uv, found = refine_matches_ncc(grey, start, patches, 3, 0.8)
+    uv, found = locate_patches(grey, start, patches, 3, 0.8)
     assert found.mean() > 0.7
     err = np.linalg.norm(uv[found] - (p[found] + shift), axis=1)
     assert np.median(err) < 0.35 and np.mean(err < 1.0) > 0.85, (np.median(err), np.mean(err < 1.0))
     assert np.array_equal(uv[~found], start[~found])  # not found: left where it was
     # exposure changes do not matter (normalised cross-correlation)
-    uv2, found2 = refine_matches_ncc(grey * 0.6 + 30, start, patches, 3, 0.8)
+    uv2, found2 = locate_patches(grey * 0.6 + 30, start, patches, 3, 0.8)
     assert np.mean(found2 == found) > 0.99 and np.abs(uv2 - uv)[found & found2].max() < 0.02  # float32 rounding
     # patches of other places are rarely "found", and never beyond the search radius
     wrong = patches[rng.permutation(len(patches))]
-    uv3, found3 = refine_matches_ncc(grey, start, wrong, 3, 0.8)
+    uv3, found3 = locate_patches(grey, start, wrong, 3, 0.8)
     assert found3.mean() < 0.25 * found.mean()
     assert np.abs(uv3 - start).max() <= 3 + 1  # search radius + rounding to the pixel grid
 
@@ -58,7 +58,7 @@ def test_flat_patches_and_empty_input(kitchen):
     grey = grey_image(kitchen)
     flat = torch.full((4, 9, 9), 128, dtype=torch.uint8)
     uv = np.array([[50.0, 50.0], [100.2, 80.7], [0.5, 0.5], [kitchen.shape[1] - 0.5, 10.0]])
-    out, found = refine_matches_ncc(grey, uv, flat, 3, 0.8)
+    out, found = locate_patches(grey, uv, flat, 3, 0.8)
     assert not found.any() and np.array_equal(out, uv)  # no texture: nothing to align (also at the image border)
-    out, found = refine_matches_ncc(grey, np.zeros((0, 2)), torch.zeros((0, 9, 9), dtype=torch.uint8), 3, 0.8)
+    out, found = locate_patches(grey, np.zeros((0, 2)), torch.zeros((0, 9, 9), dtype=torch.uint8), 3, 0.8)
     assert out.shape == (0, 2) and found.shape == (0,)

@@ -1,12 +1,13 @@
-"""Fine level: sub-pixel refinement of 2D-3D matches by normalised cross-correlation with keyframe patches.
+"""Fine level: map points located in the query to a fraction of a pixel by their keyframe patches (NCC).
 
-The coarse matcher pairs a query keypoint with a cached map point, but the two are detected independently: on a
-blurred query XFeat's keypoint sits about a pixel from where the map point projects (redkitchen: median 0.9 px),
-and every match of a frame tends to be off the same way, which biases the pose. The map keeps, for each point, the
-grey-level patch around the keyframe keypoint it was cached from (``KeyframeDB.point_patches``); the fine level
-searches the query around the keypoint for the position whose patch correlates best with it (NCC, so exposure gain
-and offset do not matter) and moves the 2-D side of the match there, with a parabola fit for the sub-pixel peak.
-The keyframes are the ones nearest the pose (a few centimetres and degrees away), so a patch needs no warping.
+The coarse matcher pairs a query keypoint with a cached map point, but the two are detected independently and the
+image head's 1/8-resolution descriptors cannot tell a point from its neighbours a few pixels away: on redkitchen the
+coarse inliers of a blurred frame sat 3-7 px from where the ground truth projects their points, all leaning the same
+way, which biases the pose. The map keeps, for each point, the grey-level patch around the keyframe keypoint it was
+cached from (``KeyframeDB.point_patches``); the fine level searches the query around each point's projection under
+the coarse pose for the position whose patch correlates best with it (normalised cross-correlation, so exposure
+gain and offset do not matter; a parabola through the peak for the sub-pixel position) and refines the pose on the
+points found. The points come from the keyframes nearest the pose, so their patches need no warping.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["grey_image", "refine_matches_ncc", "sample_patches"]
+__all__ = ["grey_image", "locate_patches", "sample_patches"]
 
 
 def grey_image(image: np.ndarray) -> torch.Tensor:
@@ -43,14 +44,14 @@ def sample_patches(grey: torch.Tensor, centres: np.ndarray | torch.Tensor, size:
     return out.reshape(len(c), size, size)
 
 
-def refine_matches_ncc(grey: torch.Tensor, uv: np.ndarray, patches: torch.Tensor, search: int, min_ncc: float,
-                       min_std: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Move each query pixel ``uv [M x 2]`` to where its map point's patch ``patches [M x S x S]`` (uint8 or float)
-    correlates best within ``search`` pixels.
+def locate_patches(grey: torch.Tensor, uv: np.ndarray, patches: torch.Tensor, search: int, min_ncc: float,
+                   min_std: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Locate each patch ``patches [M x S x S]`` (uint8 or float grey levels) in the image ``grey [H x W]`` within
+    ``search`` pixels of its starting pixel ``uv [M x 2]`` (pixel-centre convention).
 
-    Returns ``(uv_refined [M x 2], ok [M])``; a match is refined (``ok``) when its patch has texture (grey-level
-    standard deviation >= ``min_std``), the best normalised cross-correlation is >= ``min_ncc`` and the peak is
-    inside the search window (not on its rim); the others keep their pixel.
+    Returns ``(uv_found [M x 2], found [M])``; a patch is found when it has texture (grey-level standard deviation
+    >= ``min_std``), its best normalised cross-correlation is >= ``min_ncc`` and the peak is inside the search window
+    (not on its rim); the others keep their starting pixel.
     """
     m = len(uv)
     if m == 0 or patches.numel() == 0:
@@ -74,7 +75,7 @@ def refine_matches_ncc(grey: torch.Tensor, uv: np.ndarray, patches: torch.Tensor
     win = padded.reshape(-1)[first[:, None] + offsets[None, :]].reshape(m, ww, ww)  # [M x W x W]
     win = win - win.mean((1, 2), keepdim=True)  # NCC ignores offsets; float32 variances below need small values
     # correlation of the zero-mean patch with every S x S sub-window (one group per match), and each sub-window's
-    # spread from an integral image: NCC = <t, w - mean(w)> / (|t| |w - mean(w)|) = <t, w> / (|t| sqrt(n var(w)))
+    # spread from box sums: NCC = <t, w - mean(w)> / (|t| |w - mean(w)|) = <t, w> / (|t| sqrt(n var(w)))
     corr = F.conv2d(win[None], t.reshape(m, 1, s, s), groups=m)[0]  # [M x (2 search + 1) x (2 search + 1)]
     mean, mean_sq = _box_mean(win, s), _box_mean(win * win, s)
     var = (mean_sq - mean * mean).clamp_min(0)
@@ -93,10 +94,10 @@ def refine_matches_ncc(grey: torch.Tensor, uv: np.ndarray, patches: torch.Tensor
 
     dx = vertex(ncc[r, cy, cx - 1], ncc[r, cy, cx], ncc[r, cy, cx + 1])
     dy = vertex(ncc[r, cy - 1, cx], ncc[r, cy, cx], ncc[r, cy + 1, cx])
-    refined = (centre + 0.5 + torch.stack([ix - search, iy - search], 1)).double() + torch.stack([dx, dy], 1).double()
+    peak = (centre + 0.5 + torch.stack([ix - search, iy - search], 1)).double() + torch.stack([dx, dy], 1).double()
     out = np.asarray(uv, np.float64).copy()
     okn = ok.numpy()
-    out[okn] = refined.numpy()[okn]
+    out[okn] = peak.numpy()[okn]
     return out, okn
 
 

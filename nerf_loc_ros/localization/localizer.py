@@ -32,7 +32,7 @@ from threadpoolctl import ThreadpoolController
 from ..geometry import check_intrinsics
 from .backbone import XFeatBackbone, sample_dense
 from .encoder import SceneEncoder
-from .fine import refine_matches_ncc
+from .fine import locate_patches
 from .keyframes import KeyframeDB
 from .map_files import LocalizationMap
 from .matching import match_descriptors, match_descriptors_sparse
@@ -262,8 +262,8 @@ class Localizer:
 
     def _fine_level(self, grey: torch.Tensor, points: np.ndarray, K: np.ndarray, size: tuple[int, int], prev,
                     stages: dict):
-        """Track map ``points`` (indices) into the query by their keyframe patches around their projections under
-        ``prev``'s pose and refine that pose on the tracked pixels (:mod:`.fine`); another round from the new pose
+        """Locate map ``points`` (indices) in the query by their keyframe patches around their projections under
+        ``prev``'s pose and refine that pose on the pixels found (:mod:`.fine`); another round from the new pose
         while a round moves the points' projections by more than a pixel (median), at most ``fine_iterations``.
         Returns ``(pnp, uv, X)`` of the last accepted round, or None."""
         cfg = self.config
@@ -273,11 +273,11 @@ class Localizer:
             X = self.points[points]
             proj, z = project(K, prev.T_world_cam, X)
             vis = np.flatnonzero((z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h))
-            uv, found = refine_matches_ncc(grey, proj[vis], self.point_patches[torch.as_tensor(points[vis])],
-                                           cfg.fine_search_px, cfg.fine_min_ncc)
+            uv, found = locate_patches(grey, proj[vis], self.point_patches[torch.as_tensor(points[vis])],
+                                       cfg.fine_search_px, cfg.fine_min_ncc)
             uv, X = uv[found], X[vis[found]]
             pnp = refine_pnp(uv, X, K, size, prev.T_world_cam, cfg.refine_reproj_error)
-            stages.update({"fine_tracked": len(uv), "fine_inliers": pnp.num_inliers})
+            stages.update({"fine_found": len(uv), "fine_inliers": pnp.num_inliers})
             if pnp.T_world_cam is None or pnp.num_inliers < max(cfg.min_inliers, prev.num_inliers // 3):
                 break
             moved = np.median(np.linalg.norm(project(K, pnp.T_world_cam, X)[0] - proj[vis[found]], axis=1))
