@@ -124,6 +124,12 @@ def test_replay_and_localize_cli(built, tmp_path, capsys):
     if printed["status"] == "OK":
         rot, trans = pose_errors(np.array(printed["T_world_cam"])[None], query.T_world_cam[3][None])
         assert rot[0] < 5 and trans[0] < 0.1
+    # the fine level runs by default (a pose to start from); --no-fine skips it, --refine adds the guided pass
+    if "T_world_cam" in printed:
+        assert "fine" in printed["timings_ms"] and "refine" not in printed["timings_ms"]
+    main(["localize", "--map", str(path), "--image", str(img), "--json", "--no-fine", "--refine"])
+    stages = json.loads(capsys.readouterr().out)["timings_ms"]
+    assert "fine" not in stages and ("refine" in stages) == ("T_world_cam" in printed)
     # the text output names the frame and units of the map
     code_text = main(["localize", "--map", str(path), "--image", str(img)])
     text = capsys.readouterr().out

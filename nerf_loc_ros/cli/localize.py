@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="intrinsics 'fx,fy,cx,cy' in pixels (default: the map's keyframe camera, if the size matches)")
     p.add_argument("--prior", type=Path, default=None,
                    help="pose prior T_world_cam (4x4 text file or 'tx ty tz qx qy qz qw'); replaces retrieval")
-    p.add_argument("--no-refine", action="store_true", help="skip the guided re-matching stage")
+    p.add_argument("--refine", action="store_true",
+                   help="also run the guided descriptor re-matching pass before the fine level (off by default)")
+    p.add_argument("--no-fine", action="store_true",
+                   help="skip the fine level (keyframe patches located in the image; the first-pass pose is returned)")
     p.add_argument("--render-refine", action="store_true",
                    help="also re-render NeRF points at the estimate and match again (slower)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default cpu)")
@@ -47,8 +50,10 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from ..localization import GlobalLocalizer, LocalizerConfig, load_localizer
     from .map import parse_K, parse_pose_file
 
-    loc = load_localizer(args.map, LocalizerConfig(refine=not args.no_refine, render_refine=args.render_refine,
-                                                   device=args.device))
+    cfg = LocalizerConfig(refine=args.refine, render_refine=args.render_refine, device=args.device)
+    if args.no_fine:
+        cfg.fine_search_px = 0
+    loc = load_localizer(args.map, cfg)
     image = read_rgb(args.image)
     h, w = image.shape[:2]
     if args.K:
