@@ -155,6 +155,7 @@ def build_keyframe_db(
     views: list[TrainingView] = []
     for i in tqdm(train_idx, desc="keyframe caches", unit="img", disable=not progress):
         feats = backbone(data.images[i])
+        feats.grey = None  # views stay in memory for encoder training; keyframe patches come from data.images below
         r = render_keypoints(model, data.K[i], data.T_world_cam[i], feats.keypoints)
         ok = (r["opacity"] >= cfg.min_opacity) & np.isfinite(r["depth"]) & (r["depth"] > 0)
         ok &= sharp_surface(r, cfg.max_depth_spread)
