@@ -33,8 +33,7 @@ def sample_patches(grey: torch.Tensor, centres: np.ndarray | torch.Tensor, size:
     """Bilinear ``[N x size x size]`` patches of ``grey [H x W]`` centred on ``centres [N x 2]`` (x, y pixels,
     pixel-centre convention: the centre of pixel (i, j) is (i + 0.5, j + 0.5)); edge pixels repeat outside."""
     h, w = grey.shape
-    c = torch.as_tensor(np.asarray(centres, np.float32) if isinstance(centres, np.ndarray) else centres,
-                        dtype=torch.float32)
+    c = torch.as_tensor(centres, dtype=torch.float32)
     d = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     x = c[:, 0, None, None] + d[None, None, :]  # [N x 1 x S]
     y = c[:, 1, None, None] + d[None, :, None]  # [N x S x 1]

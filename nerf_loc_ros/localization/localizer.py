@@ -7,12 +7,14 @@ Stages (DESIGN.md section 4; the NeRF itself is not evaluated on this path):
 3. matching: image-head descriptors at the best-scored keypoints vs the cached point descriptors of those
    keyframes' points, dual softmax + mutual nearest neighbours;
 4. pnp: PnP + LO-RANSAC (poselib);
-5. refine: guided re-matching, coarse to fine — the points of the keyframes nearest the estimate are projected
-   with it and each keypoint is matched only among points projecting within 8 px, then within 3 px of the
-   refined pose; each pass refines the pose on its denser, cleaner set;
-6. render_refine (optional, off by default): NeRFMatch's iterative refinement — the NeRF renders surface
+5. refine (optional, off by default): guided re-matching — the points of the keyframes nearest the estimate are
+   projected with it and each keypoint is matched only among points projecting within ``refine_radii_px``;
+   each pass refines the pose on its denser, cleaner set;
+6. fine: the points of the keyframes nearest the estimate are located in the query by their keyframe patches
+   (normalised cross-correlation around their projections, :mod:`.fine`) and the pose is refined on them;
+7. render_refine (optional, off by default): NeRFMatch's iterative refinement — the NeRF renders surface
    points and features on a pixel grid at the estimate, the same guided matching and PnP run on them;
-7. gating: inliers, inlier ratio, reprojection error and the first pass's inliers decide OK / LOW_CONFIDENCE /
+8. gating: inliers, inlier ratio, reprojection error and the first pass's inliers decide OK / LOW_CONFIDENCE /
    FAILED.
 """
 
@@ -36,7 +38,7 @@ from .fine import locate_patches
 from .keyframes import KeyframeDB
 from .map_files import LocalizationMap
 from .matching import match_descriptors, match_descriptors_sparse
-from .pose import PnPConfig, pose_covariance, project, refine_pnp, solve_pnp
+from .pose import PnPConfig, pose_covariance, project, project_visible, refine_pnp, solve_pnp
 from .retrieval import top_k, vlad
 
 log = logging.getLogger(__name__)
@@ -225,9 +227,7 @@ class Localizer:
         """Index pairs ``(keypoint [P], point [P])`` of the points ``X [N x 3]`` (world) that project within
         ``radius`` pixels of ``keypoints [M x 2]`` under ``T_world_cam``. ``wider``: the pairs of a larger radius
         under a nearby pose, filtered instead of searching all points (a tree search costs ~1.6 ms)."""
-        proj, z = project(K, T_world_cam, X)
-        w, h = size
-        visible = (z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h)
+        proj, visible = project_visible(K, T_world_cam, X, size)
         if wider is not None:
             i, j = wider
             keep = visible[j] & (np.linalg.norm(keypoints[i] - proj[j], axis=1) <= radius)
@@ -267,15 +267,14 @@ class Localizer:
         while a round moves the points' projections by more than a pixel (median), at most ``fine_iterations``.
         Returns ``(pnp, uv, X)`` of the last accepted round, or None."""
         cfg = self.config
-        w, h = size
+        X_all = self.points[points]
         best = None
         for _ in range(cfg.fine_iterations):
-            X = self.points[points]
-            proj, z = project(K, prev.T_world_cam, X)
-            vis = np.flatnonzero((z > 0) & (proj[:, 0] >= 0) & (proj[:, 0] < w) & (proj[:, 1] >= 0) & (proj[:, 1] < h))
+            proj, visible = project_visible(K, prev.T_world_cam, X_all, size)
+            vis = np.flatnonzero(visible)
             uv, found = locate_patches(grey, proj[vis], self.point_patches[torch.as_tensor(points[vis])],
                                        cfg.fine_search_px, cfg.fine_min_ncc)
-            uv, X = uv[found], X[vis[found]]
+            uv, X = uv[found], X_all[vis[found]]
             pnp = refine_pnp(uv, X, K, size, prev.T_world_cam, cfg.refine_reproj_error)
             stages.update({"fine_found": len(uv), "fine_inliers": pnp.num_inliers})
             if pnp.T_world_cam is None or pnp.num_inliers < max(cfg.min_inliers, prev.num_inliers // 3):

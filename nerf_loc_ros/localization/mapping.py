@@ -20,7 +20,7 @@ from ..datasets import PosedImages
 from ..nerf import NerfModel
 from ..nerf.rays import pixel_rays
 from .backbone import ImageFeatures, XFeatBackbone
-from .fine import grey_image, sample_patches
+from .fine import sample_patches
 from .keyframes import KeyframeDB, select_keyframes
 from .retrieval import learn_codebook, vlad
 
@@ -153,9 +153,14 @@ def build_keyframe_db(
     voxel = cfg.merge_voxel * float(np.linalg.norm(model.box.half_size) * 2)
 
     views: list[TrainingView] = []
+    keyframe_set = set(kf_idx.tolist())
+    kf_patches: dict[int, torch.Tensor] = {}  # patches around every keypoint of each keyframe image
     for i in tqdm(train_idx, desc="keyframe caches", unit="img", disable=not progress):
         feats = backbone(data.images[i])
-        feats.grey = None  # views stay in memory for encoder training; keyframe patches come from data.images below
+        if cfg.patch_size and int(i) in keyframe_set:
+            patch = sample_patches(feats.grey, feats.keypoints, cfg.patch_size)
+            kf_patches[int(i)] = patch.round().clamp(0, 255).to(torch.uint8)
+        feats.grey = None  # the views stay in memory for encoder training, which needs no image
         r = render_keypoints(model, data.K[i], data.T_world_cam[i], feats.keypoints)
         ok = (r["opacity"] >= cfg.min_opacity) & np.isfinite(r["depth"]) & (r["depth"] > 0)
         ok &= sharp_surface(r, cfg.max_depth_spread)
@@ -176,8 +181,7 @@ def build_keyframe_db(
         fts.append(v.nerf_features[valid].astype(np.float64))
         uvs.append(v.features.keypoints[valid])
         if cfg.patch_size:
-            grey = grey_image(data.images[int(k)])
-            patches.append(sample_patches(grey, uvs[-1], cfg.patch_size).round().clamp(0, 255).to(torch.uint8))
+            patches.append(kf_patches[int(k)][valid])
         obs_ptr.append(obs_ptr[-1] + len(valid))
     obs_xyz = np.concatenate(pts) if pts else np.zeros((0, 3))
     if len(obs_xyz) == 0:

@@ -14,7 +14,7 @@ from scipy.spatial.transform import Rotation
 
 from ..geometry import invert_pose, make_pose
 
-__all__ = ["PnPConfig", "PnPResult", "solve_pnp", "refine_pnp", "project", "pose_covariance"]
+__all__ = ["PnPConfig", "PnPResult", "solve_pnp", "refine_pnp", "project", "project_visible", "pose_covariance"]
 
 
 @dataclass
@@ -60,6 +60,15 @@ def project(K: np.ndarray, T_world_cam: np.ndarray, X_world: np.ndarray) -> tupl
     z = Xc[:, 2]
     uv = (Xc @ K.T)[:, :2] / np.where(np.abs(z) < 1e-12, 1e-12, z)[:, None]
     return uv, z
+
+
+def project_visible(K: np.ndarray, T_world_cam: np.ndarray, X_world: np.ndarray, size: tuple[int, int]
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`project` plus the ``[N]`` mask of points in front of the camera and inside the ``(width, height)``
+    image."""
+    uv, z = project(K, T_world_cam, X_world)
+    w, h = size
+    return uv, (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
 
 
 def _poselib_camera(K: np.ndarray, size: tuple[int, int]) -> dict:
