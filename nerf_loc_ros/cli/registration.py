@@ -31,7 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="NeRF training wall-time budget per submap in minutes (default: steps only)")
     p.add_argument("--points", type=int, default=20000, help="dense points sampled per submap (default 20000)")
     p.add_argument("--reference-map", type=Path, default=None,
-                   help="NeRF map of the whole capture whose surface measures overlap (captures without depth)")
+                   help="NeRF map of the whole capture whose surface measures overlap (captures without depth); "
+                        "a surface point counts as seen only by cameras on its free-space side")
+    p.add_argument("--order", default="capture", choices=("capture", "sweep"),
+                   help="views are split into contiguous runs of the capture order (default) or of their order along "
+                        "the camera centres' widest spread (object-centric sets shot in random order, e.g. lego)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random rigid motions (default 0)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="torch device (default cpu)")
     p.set_defaults(func=cmd_make_pairs)
@@ -160,13 +164,15 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     from ..registration import SamplingConfig, make_pair_scene, sample_map
 
     data = load_dataset(args.data, args.split)
-    reference = None
+    reference = normals = None
     if args.reference_map is not None:
-        reference = sample_map(load_map(args.reference_map), SamplingConfig(max_points=40000)).points
+        cloud = sample_map(load_map(args.reference_map), SamplingConfig(max_points=40000))
+        reference, normals = cloud.points, cloud.normals
     budget = None if args.budget_min is None else 60.0 * args.budget_min
     scene = make_pair_scene(data, args.out, args.overlaps, TrainConfig(iterations=args.iterations,
                                                                        budget_seconds=budget),
-                            SamplingConfig(max_points=args.points), seed=args.seed, reference_points=reference)
+                            SamplingConfig(max_points=args.points), seed=args.seed, reference_points=reference,
+                            order=args.order, reference_normals=normals)
     for key, pair in scene.evaluation_pairs().items():
         print(f"{key} %: {pair.target.name} ({len(pair.target.views)} views) <- {pair.source.name} "
               f"({len(pair.source.views)} views), measured overlap {pair.overlap:.3f}")

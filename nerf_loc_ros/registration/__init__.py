@@ -9,11 +9,26 @@ from .fpfh import FPFHConfig, FPFHRegistrar
 from .merge import MergeOutcome, merge_submap
 from .network import DescConfig, DescNetwork
 from .pair_data import PairScene, RegistrationPair, SubmapRecord, load_pair_scene, make_pair_scene
-from .pairs import ViewSplit, move_cameras, random_rigid_transform, split_views_for_overlap, visibility
+from .pairs import (
+    ViewSplit,
+    move_cameras,
+    random_rigid_transform,
+    split_views_for_overlap,
+    sweep_order,
+    visibility,
+)
 from .preprocess import PrepareConfig, PreparedCloud, pair_voxel_size, prepare_cloud
 from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
 from .sampling import NerfPointCloud, SamplingConfig, farthest_point_sampling, sample_nerf_points, visible_surface_cells
-from .views import ViewPoints, ViewRegistrar, ViewRegistrarConfig, match_views, render_view_points
+from .views import (
+    GuidedMatcher,
+    ViewPoints,
+    ViewRegistrar,
+    ViewRegistrarConfig,
+    guided_matches,
+    match_views,
+    render_view_points,
+)
 from .visibility import DepthView, SurfacePoints, VisibilityCheck, depth_surface_points, visibility_check
 
 __all__ = [
@@ -26,6 +41,7 @@ __all__ = [
     "DescRegistrarConfig",
     "FPFHConfig",
     "FPFHRegistrar",
+    "GuidedMatcher",
     "MatchConfig",
     "MergeOutcome",
     "NerfPointCloud",
@@ -47,6 +63,7 @@ __all__ = [
     "cloud_extent",
     "depth_surface_points",
     "farthest_point_sampling",
+    "guided_matches",
     "load_desc_weights",
     "load_pair_scene",
     "make_pair_scene",
@@ -63,6 +80,7 @@ __all__ = [
     "sample_nerf_points",
     "save_desc_weights",
     "split_views_for_overlap",
+    "sweep_order",
     "visibility",
     "visibility_check",
     "visible_surface_cells",

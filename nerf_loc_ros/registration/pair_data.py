@@ -3,8 +3,8 @@
 DeSC trains and is evaluated on pairs of NeRFs of one scene trained on different views at a controlled overlap,
 the second under a random rigid motion (DESIGN.md section 5). :func:`make_pair_scene` builds them from one
 capture: for each target overlap (30 / 50 / 80 %) it splits the views into two contiguous runs
-(:func:`~.pairs.split_views_for_overlap`), trains a NeRF map on each run with its cameras moved by a random rigid
-transform, samples its point cloud (:func:`~.sampling.sample_nerf_points`) and records the transform. Any two
+(:func:`~.pairs.split_views_for_overlap`; of the capture order, or of a sweep order for object-centric sets),
+trains a NeRF map on each run with its cameras moved by a random rigid transform, samples its point cloud (:func:`~.sampling.sample_nerf_points`) and records the transform. Any two
 submaps of a scene with some overlap form a pair (a scene with three target overlaps has six submaps and up to
 fifteen pairs for training); the ``(a, b)`` submaps of each target overlap are the evaluation pairs.
 
@@ -29,7 +29,7 @@ import yaml
 from ..datasets import PosedImages
 from ..geometry import is_rigid
 from ..maps.manifest import read_versioned_yaml
-from .pairs import move_cameras, random_rigid_transform, split_views_for_overlap, visibility
+from .pairs import move_cameras, random_rigid_transform, split_views_for_overlap, sweep_order, visibility
 from .result import cloud_extent
 from .sampling import NerfPointCloud, SamplingConfig, sample_nerf_points
 
@@ -124,7 +124,8 @@ def _surface_points(data: PosedImages, reference_points: np.ndarray | None) -> n
 def make_pair_scene(
     data: PosedImages, out: Path, overlaps: tuple[float, ...] = (0.3, 0.5, 0.8), train=None,
     sampling: SamplingConfig | None = None, seed: int = 0, reference_points: np.ndarray | None = None,
-    max_angle_deg: float = 180.0, progress: bool = True,
+    max_angle_deg: float = 180.0, progress: bool = True, order: str = "capture",
+    reference_normals: np.ndarray | None = None,
 ) -> PairScene:
     """Build (or finish building) the pair scene of ``data`` in ``out``; see the module docstring.
 
@@ -136,6 +137,10 @@ def make_pair_scene(
         sampling: point sampling of each submap (default :class:`SamplingConfig` with 20000 points).
         seed: seeds the random rigid motions (and each NeRF's own seed).
         max_angle_deg: rotation magnitude of the random motions (translation up to half the scene extent).
+        order: ``"capture"`` (runs of the capture order) or ``"sweep"`` (runs of :func:`~.pairs.sweep_order`,
+            for object-centric captures in random order); submaps list their views in that order.
+        reference_normals: outward normals ``[M x 3]`` of ``reference_points``: a point then counts as seen only by
+            cameras it faces (needed for objects seen from all around).
     """
     from tqdm import tqdm
 
@@ -145,18 +150,24 @@ def make_pair_scene(
     out = Path(out)
     train = train or TrainConfig(iterations=300)
     sampling = sampling or SamplingConfig(max_points=20000)
+    if order not in ("capture", "sweep"):
+        raise ValueError(f"order must be 'capture' or 'sweep', got {order!r}")
     points = _surface_points(data, reference_points)
-    vis = visibility(points, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))])
+    if reference_normals is not None and (reference_points is None or len(reference_normals) != len(points)):
+        raise ValueError("reference_normals need reference_points of the same length")
+    perm = sweep_order(data.T_world_cam) if order == "sweep" else np.arange(len(data))
+    vis = visibility(points, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))],
+                     normals=reference_normals)  # [V x N], capture order
     extent = cloud_extent(points)
     rng = np.random.default_rng([seed, 0xDE5C])
     views: list[np.ndarray] = []
     eval_pairs: dict[str, tuple[int, int]] = {}
     for ov in overlaps:
-        split = split_views_for_overlap(vis, ov)
+        split = split_views_for_overlap(vis[perm], ov)
         log.info("overlap %.0f %%: views %d + %d, measured %.3f", 100 * ov, len(split.a), len(split.b),
                  split.overlap)
         eval_pairs[f"{round(100 * ov)}"] = (len(views), len(views) + 1)
-        views += [split.a, split.b]
+        views += [perm[split.a], perm[split.b]]
     names = [f"o{k}{ab}" for k in eval_pairs for ab in "ab"]
     motions = [random_rigid_transform(rng, max_angle_deg, 0.5 * extent) for _ in views]  # T_submap_world
     seen = np.stack([vis[v].any(0) for v in views])

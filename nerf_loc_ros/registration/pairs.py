@@ -5,7 +5,10 @@ a pair is measured on scene surface points (from depth maps or a NeRF): a point 
 projects inside one of its images, in front of the camera; the overlap is ``|seen by A and B| / min(|A|, |B|)``
 (the share of the smaller submap that the other also covers, as Predator / GeoTransformer count it). The subsets
 are contiguous runs of the capture order (what two robot sessions would see), grown from the two ends until the
-overlap reaches the target.
+overlap reaches the target. Captures whose order means nothing (object-centric sets like NeRF-synthetic's, shot
+from random points of a sphere) are ordered along their widest spread first (:func:`sweep_order`: a robot passing
+the object from one side to the other; on a circle the two ends of any order would be neighbours), and points with
+outward normals count as seen only by cameras they face (the far side of an object is hidden).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import numpy as np
 
 from ..datasets import PosedImages
 
-__all__ = ["ViewSplit", "visibility", "split_views_for_overlap", "random_rigid_transform", "move_cameras"]
+__all__ = ["ViewSplit", "visibility", "split_views_for_overlap", "random_rigid_transform", "move_cameras",
+           "sweep_order"]
 
 
 @dataclass
@@ -29,11 +33,13 @@ class ViewSplit:
 
 
 def visibility(points: np.ndarray, T_world_cam: np.ndarray, K: np.ndarray, sizes: list[tuple[int, int]],
-               max_depth: float | None = None) -> np.ndarray:
+               max_depth: float | None = None, normals: np.ndarray | None = None) -> np.ndarray:
     """``[V x N]`` bool: world ``points [N x 3]`` inside image ``v`` and in front of its camera (OpenCV axes),
-    nearer than ``max_depth`` if given (no occlusion test: surface points of one room seen from inside)."""
+    nearer than ``max_depth`` if given, and facing the camera if outward ``normals [N x 3]`` are given (no other
+    occlusion test: surface points of one room seen from inside, or of one object seen from outside)."""
     P = np.asarray(points, np.float64)
     out = np.zeros((len(T_world_cam), len(P)), bool)
+    facing = None if normals is None else np.asarray(normals, np.float64)
     for v, (T, Kv, (w, h)) in enumerate(zip(T_world_cam, K, sizes)):
         Xc = (P - T[:3, 3]) @ T[:3, :3]
         z = Xc[:, 2]
@@ -43,8 +49,19 @@ def visibility(points: np.ndarray, T_world_cam: np.ndarray, K: np.ndarray, sizes
         seen = (z > 1e-6) & (u >= 0) & (u < w) & (vv >= 0) & (vv < h)
         if max_depth is not None:
             seen &= z < max_depth
+        if facing is not None:
+            seen &= ((T[:3, 3] - P) * facing).sum(1) > 0
         out[v] = seen
     return out
+
+
+def sweep_order(T_world_cam: np.ndarray) -> np.ndarray:
+    """Indices ``[V]`` of cameras ``T_world_cam [V x 4 x 4]`` sorted along the direction in which their centres
+    spread most (their first principal axis): the order of a sweep past an object shot from around it."""
+    c = np.asarray(T_world_cam, np.float64)[:, :3, 3]
+    c = c - c.mean(0)
+    _, _, Vt = np.linalg.svd(c, full_matrices=False)
+    return np.argsort(c @ Vt[0], kind="stable")
 
 
 def split_views_for_overlap(vis: np.ndarray, overlap: float, min_views: int = 3) -> ViewSplit:
