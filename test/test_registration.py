@@ -113,11 +113,11 @@ def test_fpfh_baseline_registers_two_samplings_of_a_nerf(procedural_loc_map):
 def test_view_splits_reach_the_requested_overlap():
     """Two contiguous runs of the procedural mapping session at 30 / 50 / 80 % surface overlap."""
     from nerf_loc_ros.datasets import load_dataset
-    from nerf_loc_ros.registration.pairs import split_views_for_overlap, visibility
+    from nerf_loc_ros.registration import points_seen_by_views, split_views_for_overlap
 
     data = load_dataset("procedural:seed=5:frames=40:size=96x72", "mapping")
     pts = depth_points(data, per_image=500, seed=0)
-    vis = visibility(pts, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))])
+    vis = points_seen_by_views(pts, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))])
     assert vis.any(0).mean() > 0.99  # every depth point is seen by the camera that measured it
     splits = {}
     for target in (0.3, 0.5, 0.8):
@@ -129,6 +129,45 @@ def test_view_splits_reach_the_requested_overlap():
     assert len(splits[0.3].a) <= len(splits[0.8].a)  # more overlap needs longer runs
     with pytest.raises(ValueError, match="overlap"):
         split_views_for_overlap(vis, 1.2)
+
+
+def _look_at(centre: np.ndarray) -> np.ndarray:
+    """``T_world_cam`` (OpenCV axes) of a camera at ``centre`` looking at the origin, world z up."""
+    z = -centre / np.linalg.norm(centre)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    T = np.eye(4)
+    T[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
+    T[:3, 3] = centre
+    return T
+
+
+def test_object_centric_captures_split_into_a_sweep_with_hidden_far_sides():
+    """Cameras on a hemisphere around a sphere of surface points, in random order: without normals every camera
+    sees every point (the overlap of any two subsets is 1); with outward normals a camera sees the half facing
+    it, and the runs of the sweep order lie on opposite sides with the requested overlap."""
+    from nerf_loc_ros.registration import points_seen_by_views, split_views_for_overlap, sweep_order
+
+    rng = np.random.default_rng(4)
+    az, el = rng.uniform(-np.pi, np.pi, 60), rng.uniform(0.2, 1.2, 60)
+    centres = 4.0 * np.c_[np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)]
+    T = np.stack([_look_at(c) for c in centres])
+    K = np.repeat(np.array([[[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]]]), 60, 0)
+    normals = rng.normal(size=(3000, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    points = 0.5 * normals
+    sizes = [(100, 100)] * 60
+    assert points_seen_by_views(points, T, K, sizes).all()
+    vis = points_seen_by_views(points, T, K, sizes, normals=normals)
+    assert 0.3 < vis.mean() < 0.5  # the facing half, minus the grazing rim
+    order = sweep_order(T)
+    assert sorted(order.tolist()) == list(range(60))
+    first, last = centres[order[0]], centres[order[-1]]
+    assert np.degrees(np.arccos(first[:2] @ last[:2] / np.linalg.norm(first[:2]) / np.linalg.norm(last[:2]))) > 150
+    split = split_views_for_overlap(vis[order], 0.8)
+    assert abs(split.overlap - 0.8) < 0.05
+    a, b = centres[order[split.a]].mean(0), centres[order[split.b]].mean(0)
+    assert a[:2] @ b[:2] < 0  # the two runs are on opposite sides
 
 
 def test_moved_capture_sees_the_moved_scene():

@@ -13,9 +13,9 @@ from .pairs import (
     ViewSplit,
     move_cameras,
     random_rigid_transform,
+    points_seen_by_views,
     split_views_for_overlap,
     sweep_order,
-    visibility,
 )
 from .preprocess import PrepareConfig, PreparedCloud, pair_voxel_size, prepare_cloud
 from .result import RegistrationResult, RegistrationStatus, cloud_extent, registration_errors
@@ -71,6 +71,7 @@ __all__ = [
     "match_views",
     "merge_submap",
     "move_cameras",
+    "points_seen_by_views",
     "pair_voxel_size",
     "prepare_cloud",
     "random_rigid_transform",
@@ -81,7 +82,6 @@ __all__ = [
     "save_desc_weights",
     "split_views_for_overlap",
     "sweep_order",
-    "visibility",
     "visibility_check",
     "visible_surface_cells",
     "weighted_kabsch",

@@ -29,7 +29,7 @@ import yaml
 from ..datasets import PosedImages
 from ..geometry import is_rigid
 from ..maps.manifest import read_versioned_yaml
-from .pairs import move_cameras, random_rigid_transform, split_views_for_overlap, sweep_order, visibility
+from .pairs import move_cameras, random_rigid_transform, points_seen_by_views, split_views_for_overlap, sweep_order
 from .result import cloud_extent
 from .sampling import NerfPointCloud, SamplingConfig, sample_nerf_points
 
@@ -156,7 +156,7 @@ def make_pair_scene(
     if reference_normals is not None and (reference_points is None or len(reference_normals) != len(points)):
         raise ValueError("reference_normals need reference_points of the same length")
     perm = sweep_order(data.T_world_cam) if order == "sweep" else np.arange(len(data))
-    vis = visibility(points, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))],
+    vis = points_seen_by_views(points, data.T_world_cam, data.K, [data.size(i) for i in range(len(data))],
                      normals=reference_normals)  # [V x N], capture order
     extent = cloud_extent(points)
     rng = np.random.default_rng([seed, 0xDE5C])
