@@ -284,7 +284,8 @@ def _keypoint_views(points: np.ndarray, descriptors: np.ndarray):
 def test_guided_matching_finds_the_partners_a_near_transform_points_to():
     """Keypoints on two surfaces of a room, descriptors noisy copies (cosine ~0.8) plus unrelated keypoints: under
     the true transform every kept match is a true partner within the radius, one to one, above the cosine;
-    guided RANSAC from a proposal 6 degrees / 0.25 m off lands on the truth."""
+    guided RANSAC from a proposal 6 degrees / 0.25 m off lands on the truth, and so does the polish from 1 degree
+    off."""
     from scipy.spatial.transform import Rotation
 
     from nerf_loc_ros.registration import ViewRegistrarConfig
@@ -328,6 +329,12 @@ def test_guided_matching_finds_the_partners_a_near_transform_points_to():
     moved = pooled.src @ refined[0, :3, :3].T + refined[0, :3, 3]
     assert ((moved - pooled.tgt).norm(dim=1) < 1.5 * voxel).sum() > 0.8 * len(src)
     assert len(torch.unique(pooled.group)) == len(pooled.src)  # each match its own group
+    near = np.eye(4)  # the polish: re-fits on fresh guided matches at shrinking radii, from 1 degree off
+    near[:3, :3] = Rotation.from_euler("x", 1, degrees=True).as_matrix()
+    near[:3, 3] = centre - near[:3, :3] @ centre
+    polished = matcher.polish(torch.tensor(near @ T, dtype=torch.float32), [0.1, 0.075, 0.05], 0.5, 64)
+    assert rotation_error(polished.numpy(), T) < 0.2, rotation_error(polished.numpy(), T)
+    assert torch.equal(matcher.polish(start[0], [1e-6], 0.5, 64), start[0])  # nothing found: unchanged
 
 
 def rotation_error(Ta: np.ndarray, Tb: np.ndarray) -> float:
