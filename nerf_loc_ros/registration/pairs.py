@@ -33,7 +33,7 @@ class ViewSplit:
 
 
 def points_seen_by_views(points: np.ndarray, T_world_cam: np.ndarray, K: np.ndarray, sizes: list[tuple[int, int]],
-               max_depth: float | None = None, normals: np.ndarray | None = None) -> np.ndarray:
+                         max_depth: float | None = None, normals: np.ndarray | None = None) -> np.ndarray:
     """``[V x N]`` bool: world ``points [N x 3]`` inside image ``v`` and in front of its camera (OpenCV axes),
     nearer than ``max_depth`` if given, and facing the camera if outward ``normals [N x 3]`` are given (no other
     occlusion test: surface points of one room seen from inside, or of one object seen from outside)."""
@@ -65,8 +65,8 @@ def sweep_order(T_world_cam: np.ndarray) -> np.ndarray:
 
 
 def split_views_for_overlap(vis: np.ndarray, overlap: float, min_views: int = 3) -> ViewSplit:
-    """Split ``V`` views (rows of :func:`points_seen_by_views`, in capture order) into a prefix ``A`` and a suffix ``B``
-    whose surface overlap is as close as possible to ``overlap`` (in ``(0, 1)``).
+    """Split ``V`` views (rows of :func:`points_seen_by_views`, in capture order) into a prefix ``A`` and a suffix
+    ``B`` whose surface overlap is as close as possible to ``overlap`` (in ``(0, 1)``).
 
     Both subsets grow from their end of the capture by the same number of views (past the middle they share
     views), one of them by one more for finer steps; the split nearest the target wins. Raises ``ValueError`` for fewer
