@@ -382,8 +382,9 @@ def test_visibility_check_counts_agreement_free_space_violations_and_grey_correl
 
 def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedural_loc_map):
     """Real renders of a NeRF map at two resolutions (different keypoints), the source's points expressed in a
-    moved frame: the view registrar finds the motion; with scrambled descriptors it never reports a wrong
-    transform OK, and with scrambled grey levels as well it reports nothing OK."""
+    moved frame: the view registrar finds the motion (AMBIGUOUS when an initial guess is far from it); with
+    scrambled descriptors it never reports a wrong transform OK, and with scrambled grey levels as well it reports
+    nothing OK."""
     from scipy.spatial.transform import Rotation
 
     from nerf_loc_ros.registration import (RegistrationStatus, ViewRegistrar, ViewRegistrarConfig,
@@ -408,6 +409,13 @@ def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedura
     assert rre < 1.0 and rte < 0.01, (rre, rte)
     assert res.inliers >= 100 and {"matching", "estimation", "total"} <= set(res.timings_ms)
     assert res.free_space_violation < reg.config.max_violation
+    # a guess near the truth keeps it OK; a guess the evidence contradicts (90 degrees off) makes it AMBIGUOUS
+    assert reg.register_views(source, target, init=T_gt).status == RegistrationStatus.OK
+    guess = T_gt.copy()
+    guess[:3, :3] = Rotation.from_euler("z", 90, degrees=True).as_matrix() @ T_gt[:3, :3]
+    contradicted = reg.register_views(source, target, init=guess)
+    assert contradicted.status == RegistrationStatus.AMBIGUOUS and "initial guess" in contradicted.reason
+    assert registration_errors(contradicted.T_target_source, T_gt, extent)[0] < 1.0  # still the registrar's answer
     # the free-space check on the real renders: the truth passes, the truth turned by 90 degrees does not
     from nerf_loc_ros.registration.visibility import depth_surface_points, visibility_check
 

@@ -12,7 +12,8 @@ weighted SVD), icp (point-to-plane on the fine points). Status:
 * ``OK`` otherwise.
 
 With ``init`` (an initial guess of ``T_target_source``, e.g. from odometry) the learned matching still runs; the
-hypothesis nearest the guess wins when it is among the well-supported ones, which resolves symmetric ambiguity.
+hypothesis nearest the guess wins when it is among the well-supported ones, which resolves symmetric ambiguity; a
+result more than 30 deg from the guess is AMBIGUOUS (the evidence contradicts the guess).
 """
 
 from __future__ import annotations

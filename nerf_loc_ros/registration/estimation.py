@@ -312,11 +312,12 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
 def result_from_estimate(est: Estimate | None, correspondences: int, cfg: MatchConfig, init: np.ndarray | None,
                          icp: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None, times: dict[str, float],
                          t_start: float) -> RegistrationResult:
-    """The registration outcome of an estimate: FAILED with fewer than ``cfg.min_inliers`` inliers, AMBIGUOUS when
-    a distinct hypothesis has at least ``cfg.ambiguity_ratio`` of the best support (unless ``init`` picked the best
-    and the alternative is far from it), else OK; ``icp = (source points, target points, target normals, max
-    distance)`` refines the transform and gives fitness / RMSE. ``times`` gets ``icp`` and ``total`` (ms since
-    ``t_start``, a ``time.perf_counter()`` value)."""
+    """The registration outcome of an estimate: FAILED with fewer than ``cfg.min_inliers`` inliers, AMBIGUOUS when a
+    distinct hypothesis has at least ``cfg.ambiguity_ratio`` of the best support (unless ``init`` picked the best
+    and the alternative is far from it) or when the transform is more than twice ``cfg.distinct_rotation_deg`` from
+    ``init`` (the evidence contradicts the guess: a person decides, e.g. ``nerf-loc merge --force``), else OK;
+    ``icp = (source points, target points, target normals, max distance)`` refines the transform and gives fitness /
+    RMSE. ``times`` gets ``icp`` and ``total`` (ms since ``t_start``, a ``time.perf_counter()`` value)."""
     if est is None or est.best.inliers < cfg.min_inliers:
         n = 0 if est is None else est.best.inliers
         times["total"] = 1000 * (time.perf_counter() - t_start)
@@ -339,6 +340,9 @@ def result_from_estimate(est: Estimate | None, correspondences: int, cfg: MatchC
     reason = ""
     if ambiguous:
         reason = f"a distinct transform has {runner.support / best.support:.0%} of the best one's support"
+    elif init is not None and (off := float(rotation_error_deg(T, init))) > 2 * cfg.distinct_rotation_deg:
+        status = RegistrationStatus.AMBIGUOUS  # the evidence contradicts the caller's guess: not merged unasked
+        reason = f"the estimate is {off:.0f} deg from the initial guess"
     rre, rte = est.error_estimates()
     return RegistrationResult(status, T, fitness=fitness, inlier_rmse=rmse, correspondences=correspondences,
                               inliers=best.inliers, confidence=est.confidence, hypotheses=est.plausible,
