@@ -131,27 +131,17 @@ def test_view_splits_reach_the_requested_overlap():
         split_views_for_overlap(vis, 1.2)
 
 
-def _look_at(centre: np.ndarray) -> np.ndarray:
-    """``T_world_cam`` (OpenCV axes) of a camera at ``centre`` looking at the origin, world z up."""
-    z = -centre / np.linalg.norm(centre)
-    x = np.cross(z, [0.0, 0.0, 1.0])
-    x /= np.linalg.norm(x)
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, np.cross(z, x), z], axis=1)
-    T[:3, 3] = centre
-    return T
-
-
 def test_object_centric_captures_split_into_a_sweep_with_hidden_far_sides():
     """Cameras on a hemisphere around a sphere of surface points, in random order: without normals every camera
     sees every point (the overlap of any two subsets is 1); with outward normals a camera sees the half facing
     it, and the runs of the sweep order lie on opposite sides with the requested overlap."""
+    from nerf_loc_ros.datasets.procedural.trajectories import look_pose
     from nerf_loc_ros.registration import points_seen_by_views, split_views_for_overlap, sweep_order
 
     rng = np.random.default_rng(4)
     az, el = rng.uniform(-np.pi, np.pi, 60), rng.uniform(0.2, 1.2, 60)
     centres = 4.0 * np.c_[np.cos(az) * np.cos(el), np.sin(az) * np.cos(el), np.sin(el)]
-    T = np.stack([_look_at(c) for c in centres])
+    T = np.stack([look_pose(c, a + np.pi, -e) for c, a, e in zip(centres, az, el)])  # looking at the origin
     K = np.repeat(np.array([[[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]]]), 60, 0)
     normals = rng.normal(size=(3000, 3))
     normals /= np.linalg.norm(normals, axis=1, keepdims=True)

@@ -50,10 +50,8 @@ def cmd_localize(args: argparse.Namespace) -> int:
     from ..localization import GlobalLocalizer, LocalizerConfig, load_localizer
     from .map import parse_K, parse_pose_file
 
-    cfg = LocalizerConfig(refine=args.refine, render_refine=args.render_refine, device=args.device)
-    if args.no_fine:
-        cfg.fine_search_px = 0
-    loc = load_localizer(args.map, cfg)
+    loc = load_localizer(args.map, LocalizerConfig(refine=args.refine, fine=not args.no_fine,
+                                                   render_refine=args.render_refine, device=args.device))
     image = read_rgb(args.image)
     h, w = image.shape[:2]
     if args.K:

@@ -71,9 +71,9 @@ class LocalizerConfig:
         refine_radii_px: one guided pass per radius, each from the previous pass's pose: a point is a candidate
             of a keypoint when it projects this close (pixels) to it. The dense features are 1/8 resolution, so
             points a few pixels apart have near-equal descriptors: these passes only bring the pose closer.
-        fine_search_px: the fine level (:mod:`.fine`) searches the keyframe patch of every point of the keyframes
-            nearest the pose within this many pixels of the point's projection and refines the pose on the points
-            found; 0 disables it (maps without patches skip it). 5 px covers the first pass's pose error (3 px lost
+        fine: run the fine level (:mod:`.fine`; maps without patches skip it).
+        fine_search_px: the fine level searches the keyframe patch of every point of the keyframes nearest the pose
+            within this many pixels of the point's projection and refines the pose on the points found. 5 px covers the first pass's pose error (3 px lost
             a procedural frame whose first pose was 3 cm off).
         fine_keyframes: keyframes (nearest the pose) whose points the fine level tracks. The nearest keyframes'
             patches look most like the query: on redkitchen 2 gave 0.43 cm / 0.184 deg, 4 gave 0.63 cm / 0.257 deg.
@@ -106,6 +106,7 @@ class LocalizerConfig:
     match_threshold: float = 0.02
     refine: bool = False
     refine_radii_px: tuple[float, ...] = (8.0,)
+    fine: bool = True
     fine_search_px: int = 5
     fine_keyframes: int = 2
     fine_min_ncc: float = 0.8
@@ -174,7 +175,7 @@ class Localizer:
         self.point_desc = torch.as_tensor(self.db.point_descriptors.astype(np.float32), device=cfg.device)
         self.points = self.db.points.astype(np.float64)
         self.point_patches = torch.as_tensor(self.db.point_patches) if self.db.has_patches else None
-        if self.point_patches is None and cfg.fine_search_px > 0:
+        if self.point_patches is None and cfg.fine:
             log.warning("the map has no fine-level patches (built before they existed): localizing without the fine "
                         "level; `nerf-loc map add-localization` rebuilds its localization part with them")
         if self.point_desc.shape[1] != self.encoder.config.descriptor_dim:
@@ -379,7 +380,7 @@ class Localizer:
                 pnp, uv, X = out
                 kfs = kfs_r
             t = lap("refine", t)
-        if pnp.T_world_cam is not None and cfg.fine_search_px > 0 and self.point_patches is not None \
+        if pnp.T_world_cam is not None and cfg.fine and self.point_patches is not None \
                 and feats.grey is not None and pnp.num_inliers >= cfg.min_inliers:
             kfs_f = self.db.nearest_keyframes(pnp.T_world_cam, cfg.fine_keyframes)
             out = self._fine_level(feats.grey, self.db.observed_points(kfs_f), K, (w, h), pnp, res.stages)

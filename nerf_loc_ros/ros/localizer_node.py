@@ -187,9 +187,7 @@ class LocalizerNode(Node):
     # ------------------------------------------------------------------ map
     def load_map(self, path: str) -> tuple[bool, str]:
         """Load a map and start a fresh session; the previous map stays when loading fails."""
-        cfg = LocalizerConfig(refine=self.p("refine"), device=self.p("device"))
-        if not self.p("fine"):
-            cfg.fine_search_px = 0
+        cfg = LocalizerConfig(refine=self.p("refine"), fine=self.p("fine"), device=self.p("device"))
         try:
             localizer = load_localizer(path, cfg)
         except (MapError, OSError, ValueError) as exc:
