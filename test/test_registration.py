@@ -333,6 +333,39 @@ def rotation_error(Ta: np.ndarray, Tb: np.ndarray) -> float:
     return float(rotation_error_deg(Ta, Tb))
 
 
+def test_hypotheses_far_below_the_best_grey_correlation_are_dropped():
+    """A look-alike transform with the most inliers but grey levels correlating far below a well-supported rival's
+    is dropped; the rival, hypotheses near its correlation and the inconsistent ones keep their verdicts; a rival
+    without enough inliers sets no bar."""
+    from nerf_loc_ros.registration import keep_best_correlated
+
+    ok = torch.tensor([True, True, True, True, False])
+    gc = torch.tensor([0.60, 0.95, 0.85, 0.99, 1.0])
+    inliers = torch.tensor([1200, 450, 300, 80, 2000])
+    kept = keep_best_correlated(ok, gc, inliers, 150, 0.15)
+    assert kept.tolist() == [False, True, True, True, False]
+    few = torch.tensor([1200, 100, 100, 80, 2000])  # only the look-alike has the inliers: it is the bar itself
+    assert keep_best_correlated(ok, gc, few, 150, 0.15).tolist() == ok.tolist()
+    assert keep_best_correlated(ok, gc, torch.zeros(5), 150, 0.15).tolist() == ok.tolist()
+
+
+def test_distinct_first_order_puts_one_of_each_transform_before_repeats():
+    """Ranked hypotheses: three near-copies of a half turn, then the identity, a near-copy of it and a quarter turn:
+    the order takes the half turn, the identity and the quarter turn first, then the near-copies in rank order."""
+    from scipy.spatial.transform import Rotation
+
+    from nerf_loc_ros.registration import MatchConfig, distinct_first_order
+
+    def T(deg: float, shift: float = 0.0) -> np.ndarray:
+        M = np.eye(4)
+        M[:3, :3] = Rotation.from_euler("z", deg, degrees=True).as_matrix()
+        M[0, 3] = shift
+        return M
+
+    Ts = torch.tensor(np.stack([T(180), T(179), T(181, 0.01), T(0), T(1), T(90)]), dtype=torch.float32)
+    assert distinct_first_order(Ts, 0.05, MatchConfig()).tolist() == [0, 3, 5, 1, 2, 4]
+
+
 def test_visibility_check_counts_agreement_free_space_violations_and_grey_correlation():
     """A textured wall 4 m in front of a camera: points on it agree, points 1 m in front of it violate free space,
     points behind it or outside the image give no evidence; both directions are pooled; grey levels correlate

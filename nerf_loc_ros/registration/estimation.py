@@ -23,10 +23,12 @@ __all__ = [
     "Hypothesis",
     "MatchConfig",
     "coarse_ransac_hypotheses",
+    "distinct_transforms",
     "dual_softmax",
     "estimate_transform",
     "group_ransac_hypotheses",
     "icp_point_to_plane",
+    "inlier_support",
     "match_descriptors",
     "refine_hypotheses",
     "result_from_estimate",
@@ -171,7 +173,7 @@ def refine_hypotheses(Ts: torch.Tensor, corr: Correspondences, radii: Sequence[f
     src = corr.src[None].expand(len(Ts), -1, -1)
     tgt = corr.tgt[None].expand(len(Ts), -1, -1)
     for radius in radii:
-        _, inl = _support(Ts, corr, radius)
+        _, inl = inlier_support(Ts, corr, radius)
         ok = inl.sum(1) >= 3
         if not ok.any():
             break
@@ -189,7 +191,7 @@ class Hypothesis:
     inliers: int
 
 
-def _support(T: torch.Tensor, corr: Correspondences, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+def inlier_support(T: torch.Tensor, corr: Correspondences, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per hypothesis ``T [B x 4 x 4]``: weighted inlier support ``[B]`` and inlier masks ``[B x K]``."""
     moved = corr.src @ T[:, :3, :3].transpose(1, 2) + T[:, None, :3, 3]
     inl = (moved - corr.tgt).norm(dim=-1) < radius
@@ -224,7 +226,9 @@ class Estimate:
         return float(np.rad2deg(rte / max(self.spread, 1e-12))), float(rte)
 
 
-def _distinct(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: MatchConfig) -> torch.Tensor:
+def distinct_transforms(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: MatchConfig) -> torch.Tensor:
+    """Whether transforms ``Ta [... x 4 x 4]`` and ``Tb`` (broadcast) differ by more than ``cfg.distinct_rotation_deg``
+    or ``cfg.distinct_translation_voxels`` voxels (map units per voxel: ``voxel``)."""
     dr = torch.as_tensor(rotation_error_deg(Ta.numpy(), Tb.numpy()))
     dt = (Ta[..., :3, 3] - Tb[..., :3, 3]).norm(dim=-1)
     return (dr > cfg.distinct_rotation_deg) | (dt > cfg.distinct_translation_voxels * voxel)
@@ -263,10 +267,10 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
     def score(T: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Support ``[B]``, fine inlier masks ``[B x K_f]`` and coarse inlier masks ``[B x K_c]``."""
         if len(fine.src):
-            s_f, inl = _support(T, fine, radius)
+            s_f, inl = inlier_support(T, fine, radius)
         else:
             s_f, inl = torch.zeros(len(T)), torch.zeros(len(T), 0, dtype=torch.bool)
-        s_c, inl_c = _support(T, coarse, coarse_radius)
+        s_c, inl_c = inlier_support(T, coarse, coarse_radius)
         return s_f + s_c, inl, inl_c
 
     if verify is not None:
@@ -281,14 +285,14 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
         start = plausible[int(np.argmin(rotation_error_deg(Ts[plausible].numpy(), prior)))]
     best_T = Ts[start]
     for _ in range(cfg.refine_iterations):  # outlier removal: re-fit on the fine inliers
-        inl = _support(best_T[None], fine, radius)[1][0] if len(fine.src) else torch.zeros(0, dtype=torch.bool)
+        inl = inlier_support(best_T[None], fine, radius)[1][0] if len(fine.src) else torch.zeros(0, dtype=torch.bool)
         if inl.sum() < 3:
             break
         best_T = weighted_kabsch(fine.src[inl], fine.tgt[inl], fine.weight[inl])
     s_best, inl_best, inl_coarse = score(best_T[None])
     m = inl_best[0]
     best = Hypothesis(best_T, float(s_best[0]), int(m.sum()) + int(inl_coarse.sum()))
-    distinct = _distinct(Ts, best_T, voxel, cfg)
+    distinct = distinct_transforms(Ts, best_T, voxel, cfg)
     runner = None
     if distinct.any():
         idx = torch.nonzero(distinct)[:, 0]
@@ -298,7 +302,7 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
     for j in order.tolist():
         if support[j] < cfg.ambiguity_ratio * best.support:
             break
-        if all(bool(_distinct(Ts[j], T, voxel, cfg)) for T in picked):
+        if all(bool(distinct_transforms(Ts[j], T, voxel, cfg)) for T in picked):
             picked.append(Ts[j])
     if m.any():
         moved = fine.src[m] @ best_T[:3, :3].T + best_T[:3, 3]

@@ -27,8 +27,10 @@ from .base import Registrar, sample_map
 from .estimation import (
     Correspondences,
     MatchConfig,
+    distinct_transforms,
     estimate_transform,
     group_ransac_hypotheses,
+    inlier_support,
     refine_hypotheses,
     result_from_estimate,
     weighted_kabsch,
@@ -38,8 +40,8 @@ from .result import RegistrationResult, RegistrationStatus, cloud_extent
 from .sampling import NerfPointCloud, SamplingConfig
 from .visibility import DepthView, VisibilityCheck, depth_surface_points, visibility_check
 
-__all__ = ["GuidedMatcher", "ViewPoints", "ViewRegistrar", "ViewRegistrarConfig", "guided_matches", "match_views",
-           "render_view_points"]
+__all__ = ["GuidedMatcher", "ViewPoints", "ViewRegistrar", "ViewRegistrarConfig", "distinct_first_order",
+           "guided_matches", "keep_best_correlated", "match_views", "render_view_points"]
 
 
 @dataclass
@@ -71,6 +73,14 @@ class ViewRegistrarConfig:
             partner with cosine 0.7 within 1.5 voxels, at a median rank of 20 among all target keypoints by
             descriptor).
         guided_min_cosine: guided matches need at least this descriptor cosine.
+        guided_distinct_first: the ``guided_hypotheses`` are first the best-ranked of each distinct transform
+            (``match.distinct_*``), then the next best-ranked: in a room that looks alike when turned by half a
+            circle, every top-ranked proposal may be that turn.
+        grey_correlation_margin: of the hypotheses passing the consistency check with ``match.min_inliers``
+            inliers, those whose grey levels correlate more than this below the best-correlated one are dropped
+            (None: off). Where two maps' surfaces truly coincide their renders agree closely; a room turned onto
+            its look-alike collects more matches (it overlays more surface with similar textures) at a clearly
+            lower correlation.
         polish_radii_voxels: the chosen transform is finally re-fitted on fresh guided matches (cosine at least
             ``polish_min_cosine``), once per radius of this schedule (voxels; empty: no polish). On the training
             pairs (seeds 100, 101, 103) the median rotation error of the 75 registered ones fell from 0.95 to 0.76 deg.
@@ -116,6 +126,8 @@ class ViewRegistrarConfig:
     guided_rank_neighbours: int = 16
     guided_min_cosine: float = 0.7
     guided_max_violation: float = 0.2
+    guided_distinct_first: bool = True
+    grey_correlation_margin: float | None = 0.15
     polish_radii_voxels: tuple[float, ...] = (2.0, 1.5, 1.0, 1.0)
     polish_min_cosine: float = 0.5
     voxel_fraction: float = 1 / 64
@@ -306,6 +318,28 @@ class GuidedMatcher:
         return torch.argsort(torch.tensor(counts), descending=True, stable=True)
 
 
+def keep_best_correlated(ok: torch.Tensor, grey_correlation: torch.Tensor, inliers: torch.Tensor,
+                         min_inliers: int, margin: float) -> torch.Tensor:
+    """Of hypotheses that pass the consistency check (``ok [H]`` bool), those whose grey-level correlation
+    (``grey_correlation [H]``) is more than ``margin`` below the best of the ones with at least ``min_inliers``
+    inliers (``inliers [H]``) fail it too; returns the new ``[H]`` mask (unchanged when none has the inliers)."""
+    supported = ok & (inliers >= min_inliers)
+    if not supported.any():
+        return ok
+    return ok & (grey_correlation >= grey_correlation[supported].max() - margin)
+
+
+def distinct_first_order(Ts: torch.Tensor, voxel: float, cfg: MatchConfig) -> torch.Tensor:
+    """An order of ranked hypotheses ``Ts [H x 4 x 4]``: the first of each group of mutually indistinct transforms,
+    in rank order, then the rest in rank order."""
+    firsts: list[int] = []
+    for i in range(len(Ts)):
+        if all(bool(distinct_transforms(Ts[i], Ts[j], voxel, cfg)) for j in firsts):
+            firsts.append(i)
+    chosen = set(firsts)
+    return torch.tensor(firsts + [i for i in range(len(Ts)) if i not in chosen], dtype=torch.long)
+
+
 class ViewRegistrar(Registrar):
     """Registers NeRF maps by matching views rendered from both (see the module docstring)."""
 
@@ -394,10 +428,17 @@ class ViewRegistrar(Registrar):
                       & (c.grey_correlation >= cfg.min_grey_correlation))
             return c, ok
 
-        def consistent(Ts: torch.Tensor) -> torch.Tensor:
-            return torch.as_tensor(check(Ts.double().numpy())[1])
-
         scored, matcher = corr, None
+
+        def consistent(Ts: torch.Tensor) -> torch.Tensor:
+            c, ok = check(Ts.double().numpy())
+            ok = torch.as_tensor(ok)
+            if cfg.grey_correlation_margin is not None and len(scored.src):
+                inliers = inlier_support(Ts.to(scored.src.dtype), scored, cfg.match.inlier_voxels * voxel)[1].sum(1)
+                ok = keep_best_correlated(ok, torch.as_tensor(c.grey_correlation), inliers, cfg.match.min_inliers,
+                                          cfg.grey_correlation_margin)
+            return ok
+
         if cfg.guided_rounds and len(hyps) and any(len(v.points) for v in source) and any(
                 len(v.points) for v in target):
             # the proposals (before and after the LO re-fit) that nearly pass the consistency check, the most
@@ -406,7 +447,10 @@ class ViewRegistrar(Registrar):
             candidates = candidates[check(candidates.double().numpy(), cfg.guided_max_violation)[1]]
             if len(candidates):
                 matcher = GuidedMatcher(source, target)
-                candidates = candidates[matcher.rank(candidates, cfg, voxel)[:cfg.guided_hypotheses]]
+                candidates = candidates[matcher.rank(candidates, cfg, voxel)]
+                if cfg.guided_distinct_first:
+                    candidates = candidates[distinct_first_order(candidates, voxel, cfg.match)]
+                candidates = candidates[:cfg.guided_hypotheses]
                 refined, guided = matcher.refine(candidates, cfg, voxel, generator)
                 if len(guided.src):
                     hyps, scored = refined, guided
