@@ -7,7 +7,9 @@ each keypoint to a 3-D point in its map frame (opaque pixels away from depth edg
 matched to every target view (mutual nearest neighbours above a cosine); each view pair with enough matches
 proposes a transform by RANSAC over 3-point Kabsch fits, re-fitted on its inliers among all matches (LO-RANSAC's
 local optimisation, shrinking radius); proposals that put one map's surface into the other's observed free space
-are dropped (:mod:`.visibility`, on the rendered depth maps), the rest are scored on all matches
+or whose grey levels disagree are dropped (:mod:`.visibility`, on the rendered depth maps), the most promising are
+refined by guided matching (:class:`GuidedMatcher`), those whose grey levels correlate clearly worse than a
+well-supported rival's are dropped (:func:`keep_best_correlated`), the rest are scored on the guided matches
 by :func:`~.estimation.estimate_transform` (outlier removal, the ambiguity check, the optional ``init`` guess), and
 optional point-to-plane ICP on the sampled NeRF clouds refines the winner.
 
