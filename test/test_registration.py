@@ -410,8 +410,13 @@ def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedura
     nothing OK."""
     from scipy.spatial.transform import Rotation
 
-    from nerf_loc_ros.registration import (RegistrationStatus, ViewRegistrar, ViewRegistrarConfig,
-                                           registration_errors, render_view_points)
+    from nerf_loc_ros.registration import (
+        RegistrationStatus,
+        ViewRegistrar,
+        ViewRegistrarConfig,
+        registration_errors,
+        render_view_points,
+    )
     from nerf_loc_ros.registration.views import ViewPoints
 
     nerf_map = load_map(procedural_loc_map[0])

@@ -79,7 +79,7 @@ class Correspondences:
     group: torch.Tensor
 
     @classmethod
-    def empty(cls) -> "Correspondences":
+    def empty(cls) -> Correspondences:
         """No correspondences."""
         return cls(torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0), torch.zeros(0, dtype=torch.long))
 
