@@ -100,10 +100,11 @@ class ViewRegistrarConfig:
         match: scoring, outlier removal and ambiguity settings (``inlier_voxels``, ``min_inliers``,
             ``ambiguity_ratio``, ``distinct_*``; its RANSAC over the pooled matches is off). The gates were chosen on
             three training pair scenes (seeds 100, 101, 103 of `nerf-loc make-pairs`, 90 ordered pairs, none of them
-            evaluation scenes). Grey-level correlation 0.55 (now 0.50, see above) and no distinct consistent transform with 40 % of the
-            best support: there the true transforms correlate at 0.62 or more, the good estimates at 0.55 or more,
-            wrong estimates far off at 0.38 or less. OK needs 150 inliers (guided matches; 60 mutual matches before
-            guided matching, which then registered 75 of the 90 pairs and reported no wrong transform OK): with the
+            evaluation scenes). Grey-level correlation 0.55 (now 0.50, see above) and no distinct consistent
+            transform with 40 % of the best support: there the true transforms correlate at 0.62 or more, the good
+            estimates at 0.55 or more, wrong estimates far off at 0.38 or less. OK needs 150 inliers (guided
+            matches; 60 mutual matches before guided matching, which then registered 75 of the 90 pairs and
+            reported no wrong transform OK): with the
             guided stage 83 of the 90 are registered within 5 deg and 5 % of the extent, the fewest inliers of those
             is 199, no estimate far off passes the consistency check and one near miss (3.8 deg, 6.0 % of the
             extent, 306 inliers, correlation 0.66 where its truth has 0.77) is reported OK; no gate on inliers or
@@ -337,9 +338,10 @@ def keep_best_correlated(ok: torch.Tensor, grey_correlation: torch.Tensor, inlie
 def distinct_first_order(Ts: torch.Tensor, voxel: float, cfg: MatchConfig) -> torch.Tensor:
     """An order of ranked hypotheses ``Ts [H x 4 x 4]``: the first of each group of mutually indistinct transforms,
     in rank order, then the rest in rank order."""
+    distinct = distinct_transforms(Ts[:, None], Ts[None], voxel, cfg)  # [H x H]
     firsts: list[int] = []
     for i in range(len(Ts)):
-        if all(bool(distinct_transforms(Ts[i], Ts[j], voxel, cfg)) for j in firsts):
+        if bool(distinct[i, firsts].all()):
             firsts.append(i)
     chosen = set(firsts)
     return torch.tensor(firsts + [i for i in range(len(Ts)) if i not in chosen], dtype=torch.long)
