@@ -160,6 +160,24 @@ def test_object_centric_captures_split_into_a_sweep_with_hidden_far_sides():
     assert a[:2] @ b[:2] < 0  # the two runs are on opposite sides
 
 
+def test_surfaces_seen_edge_on_are_not_seen():
+    """A camera at the origin looking down +z at points on its optical axis whose normals turn away from the ray
+    by 0-89 deg: with normals all of them face it; with ``max_incidence_deg=75`` only those turned by less than
+    75 deg are seen (normals of any length)."""
+    from nerf_loc_ros.registration import points_seen_by_views
+
+    angles = np.arange(0, 90)
+    theta = np.deg2rad(angles)
+    normals = 3.0 * np.c_[np.sin(theta), np.zeros_like(theta), -np.cos(theta)]  # towards the camera at 0 deg
+    points = np.c_[np.zeros((90, 2)), np.full(90, 5.0)]
+    T = np.eye(4)[None]
+    K = np.array([[[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]]])
+    assert points_seen_by_views(points, T, K, [(100, 100)], normals=normals).all()
+    seen = points_seen_by_views(points, T, K, [(100, 100)], normals=normals, max_incidence_deg=75)[0]
+    assert np.array_equal(seen, angles < 75)
+    assert not points_seen_by_views(points, T, K, [(100, 100)], normals=-normals).any()  # the back side
+
+
 def test_moved_capture_sees_the_moved_scene():
     from nerf_loc_ros.datasets import load_dataset
     from nerf_loc_ros.geometry import is_rigid

@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reference-map", type=Path, default=None,
                    help="NeRF map of the whole capture whose surface measures overlap (captures without depth); "
                         "a surface point counts as seen only by cameras on its free-space side")
+    p.add_argument("--max-incidence-deg", type=float, default=75.0,
+                   help="with --reference-map, a surface point counts as seen only by cameras whose ray meets its "
+                        "normal at less than this angle (default 75; 90 counts grazing views)")
     p.add_argument("--order", default="capture", choices=("capture", "sweep"),
                    help="views are split into contiguous runs of the capture order (default) or of their order along "
                         "the camera centres' widest spread (object-centric sets shot in random order, e.g. lego)")
@@ -172,7 +175,7 @@ def cmd_make_pairs(args: argparse.Namespace) -> int:
     scene = make_pair_scene(data, args.out, args.overlaps, TrainConfig(iterations=args.iterations,
                                                                        budget_seconds=budget),
                             SamplingConfig(max_points=args.points), seed=args.seed, reference_points=reference,
-                            order=args.order, reference_normals=normals)
+                            order=args.order, reference_normals=normals, max_incidence_deg=args.max_incidence_deg)
     for key, pair in scene.evaluation_pairs().items():
         print(f"{key} %: {pair.target.name} ({len(pair.target.views)} views) <- {pair.source.name} "
               f"({len(pair.source.views)} views), measured overlap {pair.overlap:.3f}")
