@@ -421,6 +421,28 @@ def test_visibility_check_counts_agreement_free_space_violations_and_grey_correl
     assert np.allclose(depth_surface_points([view.moved(shift)], 4).points, wall.points + [0, 0, -1.0])
 
 
+def test_surface_on_a_seen_through_pixel_violates_free_space_up_to_the_farthest_surface_shown():
+    """An object in the left half of a view, background (seen through) in the right half: the other map's points
+    on the background's rays violate free space while nearer than the object's farthest depth; without the
+    ``free`` mask, or beyond that depth, they give no evidence."""
+    from nerf_loc_ros.registration.visibility import DepthView, SurfacePoints, visibility_check
+
+    K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
+    depth = np.full((48, 64), np.nan, np.float32)
+    depth[:, :32] = np.linspace(3.0, 5.0, 32, dtype=np.float32)  # farthest surface shown: 5
+    free = np.zeros((48, 64), bool)
+    free[:, 36:] = True  # a silhouette band of unreliable pixels in between
+    grey = np.full((48, 64), 0.5, np.float32)
+    r, c = np.mgrid[4:48:8, 40:64:8]
+    rays = np.stack([(c.ravel() + 0.5 - 32) / 50.0, (r.ravel() + 0.5 - 24) / 50.0, np.ones(r.size)], 1)
+    none = SurfacePoints(np.zeros((0, 3)), np.zeros(0))
+    for z, violate in ((4.0, r.size), (6.0, 0)):
+        pts = SurfacePoints(rays * z, np.full(r.size, 0.5))
+        assert visibility_check(np.eye(4), pts, none, [], [DepthView(K, np.eye(4), depth, grey, free)]
+                                ).violate[0] == violate
+        assert visibility_check(np.eye(4), pts, none, [], [DepthView(K, np.eye(4), depth, grey)]).compared[0] == 0
+
+
 def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedural_loc_map):
     """Real renders of a NeRF map at two resolutions (different keypoints), the source's points expressed in a
     moved frame: the view registrar finds the motion (AMBIGUOUS when an initial guess is far from it); with

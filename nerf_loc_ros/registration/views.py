@@ -57,6 +57,8 @@ class ViewRegistrarConfig:
         max_keypoints: XFeat keypoints per view.
         min_opacity: keypoints whose pixel is less opaque give no 3-D point.
         max_depth_step: nor those whose 3x3 neighbourhood spans more than this relative depth (depth edges).
+        max_free_opacity: pixels whose 3x3 neighbourhood is less opaque than this are seen through (empty rays: an
+            object's background); the other map's surface there is in observed free space (:mod:`.visibility`).
         min_cosine: mutual nearest-neighbour matches need at least this descriptor cosine (XFeat's own matcher
             uses 0.82).
         min_pair_matches: view pairs with fewer matches propose no transform.
@@ -120,6 +122,7 @@ class ViewRegistrarConfig:
     max_side: int = 160
     max_keypoints: int = 1024
     min_opacity: float = 0.9
+    max_free_opacity: float = 0.05
     max_depth_step: float = 0.05
     min_cosine: float = 0.82
     min_pair_matches: int = 8
@@ -204,7 +207,9 @@ def render_view_points(nerf_map, backbone, config: ViewRegistrarConfig | None = 
         T = cams.T_world_cam[i]
         Xc = PinholeCamera.from_K(K, w, h).unproject(feats.keypoints[keep], depth[row[keep], col[keep]])
         points = transform_points(T, Xc).astype(np.float32)
-        view = DepthView(K, T, np.where(solid, depth, np.nan).astype(np.float32), rgb.mean(-1).astype(np.float32))
+        free = maximum_filter(r["opacity"], 3) < cfg.max_free_opacity  # seen through, away from silhouettes
+        view = DepthView(K, T, np.where(solid, depth, np.nan).astype(np.float32), rgb.mean(-1).astype(np.float32),
+                         free)
         out.append(ViewPoints(feats.descriptors[torch.as_tensor(keep)], points, view))
     return out
 

@@ -7,8 +7,10 @@ check; here the NeRFs' rendered depth maps are the observations. Each surface po
 transform, is projected into the other map's rendered views and compared with the depth seen there:
 
 * ``agree``: within ``tolerance`` (relative) of the rendered depth: the two surfaces coincide;
-* ``violate``: in front of the rendered depth by more than that: the point sits in observed free space;
-* behind the surface, outside the image or on a transparent pixel: no evidence (occluded or unobserved).
+* ``violate``: in front of the rendered depth by more than that: the point sits in observed free space; or on a
+  pixel the view sees straight through (``DepthView.free``: an object's background) nearer than the farthest
+  surface that view shows;
+* behind the surface, outside the image or on an unreliable pixel: no evidence (occluded or unobserved).
 
 The violation ratio ``violate / (agree + violate)``, both directions pooled, is near zero for the true transform
 (only depth noise and the NeRFs' floaters violate) and far from zero for wrong ones. A 180-degree turn of a
@@ -33,16 +35,19 @@ class DepthView:
     """A rendered view of a map: ``K [3 x 3]`` (pixel edges at integers), ``T_world_cam [4 x 4]`` (map frame,
     OpenCV axes), ``depth [H x W]`` z-depth in map units, NaN where the render shows no reliable surface (not
     opaque, or on a depth edge, where the expected depth of two surfaces floats between them), and ``grey
-    [H x W]`` the rendered grey level in [0, 1]."""
+    [H x W]`` the rendered grey level in [0, 1]; ``free [H x W]`` (optional) marks pixels whose whole ray is
+    empty (transparent render: the background of an object seen from outside)."""
 
     K: np.ndarray
     T_world_cam: np.ndarray
     depth: np.ndarray
     grey: np.ndarray
+    free: np.ndarray | None = None
 
     def moved(self, T_new_old: np.ndarray) -> DepthView:
         """The same view with its camera expressed in another frame (``T_new_old [4 x 4]``)."""
-        return DepthView(self.K, np.asarray(T_new_old, np.float64) @ self.T_world_cam, self.depth, self.grey)
+        return DepthView(self.K, np.asarray(T_new_old, np.float64) @ self.T_world_cam, self.depth, self.grey,
+                         self.free)
 
 
 @dataclass
@@ -126,6 +131,10 @@ def _compare(points: np.ndarray, grey: np.ndarray, views: list[DepthView], toler
         with np.errstate(invalid="ignore"):
             ok = seen & (np.abs(z - d) <= tolerance * d)
             violate += (seen & (z < (1 - tolerance) * d)).sum(1)
+        if v.free is not None and np.isfinite(v.depth).any():  # free up to the farthest surface the view shows
+            free = np.zeros(z.shape, bool)
+            free[inside] = v.free[rows, cols]
+            violate += (free & (z < np.nanmax(v.depth))).sum(1)
         agree += ok.sum(1)
         a = np.where(ok, grey[None], 0.0)
         b = np.where(ok, b, 0.0)
