@@ -97,9 +97,9 @@ class ViewRegistrarConfig:
         min_compared: a transform with fewer surface comparisons than this cannot be verified and is rejected.
         min_grey_correlation: proposals (and the result) whose grey levels correlate less than this where the two
             maps' surfaces agree are rejected (:mod:`.visibility`). 0.55, chosen on the training pairs (see
-            ``match``). It was 0.50 for a day, set after held-out p216 30 %, whose truth correlates at 0.54, was
-            refused; the next fresh held-out set then had a 93-deg turn correlating at 0.54 reported OK (p241 30 %),
-            and a gate chosen on one held-out pair had no better grounds than the training pairs' 0.55.
+            ``match``). It was 0.50 for part of 2026-12-02, set after held-out p216 30 % (its truth correlates at
+            0.54) was refused; the next fresh held-out set then had a 93-deg turn correlating at 0.54 reported OK
+            (p241 30 %), and a gate chosen on one held-out pair had no better grounds than the training pairs' 0.55.
         surface_stride: pixel stride of the depth-map grid whose points are checked for free-space violations.
         match: scoring, outlier removal and ambiguity settings (``inlier_voxels``, ``min_inliers``,
             ``ambiguity_ratio``, ``distinct_*``; its RANSAC over the pooled matches is off). The gates were chosen on
