@@ -131,10 +131,10 @@ def _compare(points: np.ndarray, grey: np.ndarray, views: list[DepthView], toler
         with np.errstate(invalid="ignore"):
             ok = seen & (np.abs(z - d) <= tolerance * d)
             violate += (seen & (z < (1 - tolerance) * d)).sum(1)
-        if v.free is not None and np.isfinite(v.depth).any():  # free up to the farthest surface the view shows
+        if v.free is not None:  # free up to the farthest surface the view shows (none shown: NaN, nothing)
             free = np.zeros(z.shape, bool)
             free[inside] = v.free[rows, cols]
-            violate += (free & (z < np.nanmax(v.depth))).sum(1)
+            violate += (free & (z < np.fmax.reduce(v.depth, axis=None))).sum(1)
         agree += ok.sum(1)
         a = np.where(ok, grey[None], 0.0)
         b = np.where(ok, b, 0.0)
