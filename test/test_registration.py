@@ -384,6 +384,41 @@ def test_distinct_first_order_puts_one_of_each_transform_before_repeats():
     assert distinct_first_order(Ts, 0.05, MatchConfig()).tolist() == [0, 3, 5, 1, 2, 4]
 
 
+def test_smoothed_grey_levels_still_correlate_under_a_transform_two_pixels_off():
+    """A wall with a fine random texture: moved by 2 px (0.16 m at 4 m) its raw grey levels correlate with the
+    view's below the registrar's gate, smoothed by the registrar's 2 px they stay above it (a transform a few
+    pixels off, which guided matching then refines, is kept); the mirrored texture fails it either way."""
+    from scipy.ndimage import gaussian_filter
+
+    from nerf_loc_ros.registration import ViewRegistrarConfig
+    from nerf_loc_ros.registration.visibility import (
+        DepthView,
+        SurfacePoints,
+        depth_surface_points,
+        smoothed_grey,
+        visibility_check,
+    )
+
+    cfg = ViewRegistrarConfig()
+    K = np.array([[50.0, 0, 32], [0, 50.0, 24], [0, 0, 1]])
+    rgb = gaussian_filter(np.random.default_rng(0).uniform(0, 1, (48, 64, 3)), (1, 1, 0))
+    none = SurfacePoints(np.zeros((0, 3)), np.zeros(0))
+    off = np.eye(4)
+    off[0, 3] = 2 * 4.0 / 50.0  # 2 px sideways at 4 m
+    for sigma in (0.0, cfg.grey_sigma_px):
+        view = DepthView(K, np.eye(4), np.full((48, 64), 4.0, np.float32), smoothed_grey(rgb, sigma))
+        wall = depth_surface_points([view], stride=2)
+        r_true, r_off = visibility_check(np.stack([np.eye(4), off]), wall, none, [view], [view]).grey_correlation
+        mirrored = SurfacePoints(wall.points, smoothed_grey(rgb[:, ::-1], sigma)[1::2, 1::2].ravel())
+        r_mirror = visibility_check(np.eye(4), mirrored, none, [view], [view]).grey_correlation[0]
+        assert r_true > 0.999 and abs(r_mirror) < 0.3, (sigma, r_true, r_mirror)
+        if sigma == 0:
+            assert r_off < 0.55, r_off
+        else:
+            assert r_off > cfg.min_grey_correlation, r_off
+    assert smoothed_grey(rgb, 0).dtype == np.float32 and np.allclose(smoothed_grey(rgb, 0), rgb.mean(-1))
+
+
 def test_visibility_check_counts_agreement_free_space_violations_and_grey_correlation():
     """A textured wall 4 m in front of a camera: points on it agree, points 1 m in front of it violate free space,
     points behind it or outside the image give no evidence; both directions are pooled; grey levels correlate

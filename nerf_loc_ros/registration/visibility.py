@@ -15,8 +15,9 @@ transform, is projected into the other map's rendered views and compared with th
 The violation ratio ``violate / (agree + violate)``, both directions pooled, is near zero for the true transform
 (only depth noise and the NeRFs' floaters violate) and far from zero for wrong ones. A 180-degree turn of a
 symmetric room passes that test (walls land on walls), but not a photometric one: where the surfaces agree, the
-rendered grey levels of the two maps correlate (Pearson r, invariant to the gain and offset of exposure changes)
-for the true transform and hardly at all when one wall's texture lands on another wall.
+rendered grey levels of the two maps correlate (Pearson r, invariant to the gain and offset of exposure changes;
+smoothed by :func:`smoothed_grey`, so that a transform a few pixels off still sees its texture) for the true
+transform and hardly at all when one wall's texture lands on another wall.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..geometry import PinholeCamera, transform_points
 
-__all__ = ["DepthView", "SurfacePoints", "VisibilityCheck", "depth_surface_points", "visibility_check"]
+__all__ = ["DepthView", "SurfacePoints", "VisibilityCheck", "depth_surface_points", "smoothed_grey", "visibility_check"]
 
 
 @dataclass
@@ -89,6 +90,16 @@ class SurfacePoints:
 
     points: np.ndarray
     grey: np.ndarray
+
+
+def smoothed_grey(rgb: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Grey levels ``[H x W]`` (float32, the channel mean) of an ``[H x W x 3]`` image, smoothed by a Gaussian of
+    ``sigma_px`` pixels (0: not smoothed): what :func:`visibility_check` correlates, tolerant of a transform that is
+    a few pixels off."""
+    from scipy.ndimage import gaussian_filter
+
+    grey = np.asarray(rgb, np.float32).mean(-1)
+    return gaussian_filter(grey, sigma_px, mode="nearest") if sigma_px > 0 else grey
 
 
 def depth_surface_points(views: list[DepthView], stride: int) -> SurfacePoints:
