@@ -386,8 +386,9 @@ def test_distinct_first_order_puts_one_of_each_transform_before_repeats():
 
 def test_smoothed_grey_levels_still_correlate_under_a_transform_two_pixels_off():
     """A wall with a fine random texture: moved by 2 px (0.16 m at 4 m) its raw grey levels correlate with the
-    view's below the registrar's gate, smoothed by the registrar's 2 px they stay above it (a transform a few
-    pixels off, which guided matching then refines, is kept); the mirrored texture fails it either way."""
+    view's below 0.55 (the gate on raw grey levels), smoothed by the registrar's 2 px they stay above its gate (a
+    transform a few pixels off, which guided matching then refines, is kept); the mirrored texture correlates at
+    neither."""
     from scipy.ndimage import gaussian_filter
 
     from nerf_loc_ros.registration import ViewRegistrarConfig
