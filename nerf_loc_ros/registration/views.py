@@ -110,17 +110,18 @@ class ViewRegistrarConfig:
             near-true ones). With raw grey levels it was 0.55 (chosen on the training pairs of seeds 100, 101, 103;
             see ``match``).
         surface_stride: pixel stride of the depth-map grid whose points are checked for free-space violations.
-        match: scoring, outlier removal and ambiguity settings (``inlier_voxels``, ``min_inliers``, ``ambiguity_ratio``,
-            ``distinct_*``; its RANSAC over the pooled matches is off). The gates were chosen on three training pair
-            scenes (seeds 100, 101, 103 of `nerf-loc make-pairs`, 90 ordered pairs, none of them evaluation scenes).
-            Grey-level correlation 0.55 (raw grey levels) and no distinct consistent transform with 40 % of the best
-            support: there the true transforms correlate at 0.62 or more, the good estimates at 0.55 or more, wrong
-            estimates far off at 0.38 or less. OK needs 150 inliers (guided matches; 60 mutual matches before guided
-            matching, which then registered 75 of the 90 pairs and reported no wrong transform OK): with the guided
-            stage 83 of the 90 are registered within 5 deg and 5 % of the extent, the fewest inliers of those is 199, no
-            estimate far off passes the consistency check and one near miss (3.8 deg, 6.0 % of the extent, 306 inliers,
-            correlation 0.66 where its truth has 0.77) is reported OK; no gate on inliers or correlation separates it
-            from the good estimates (which go down to 199 inliers and 0.64).
+        match: scoring, outlier removal and ambiguity settings (``inlier_voxels``, ``min_inliers``,
+            ``ambiguity_ratio``, ``distinct_*``; its RANSAC over the pooled matches is off). The gates were chosen on
+            three training pair scenes (seeds 100, 101, 103 of `nerf-loc make-pairs`, 90 ordered pairs, none of them
+            evaluation scenes). Grey-level correlation 0.55 (on raw grey levels) and no distinct consistent
+            transform with 40 % of the best support: there the true transforms correlate at 0.62 or more, the good
+            estimates at 0.55 or more, wrong estimates far off at 0.38 or less. OK needs 150 inliers (guided
+            matches; 60 mutual matches before
+            guided matching, which then registered 75 of the 90 pairs and reported no wrong transform OK): with the
+            guided stage 83 of the 90 are registered within 5 deg and 5 % of the extent, the fewest inliers of those
+            is 199, no estimate far off passes the consistency check and one near miss (3.8 deg, 6.0 % of the
+            extent, 306 inliers, correlation 0.66 where its truth has 0.77) is reported OK; no gate on inliers or
+            correlation separates it from the good estimates (which go down to 199 inliers and 0.64).
         icp: refine with point-to-plane ICP on the sampled clouds (``icp_voxels``: its correspondence distance).
             Off by default: on the held-out procedural 80 % pair it moved a 0.44 deg / 1.0 % estimate to
             1.54 deg / 1.9 % (the two NeRFs' surfaces differ by more than the keypoint noise).
