@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -513,6 +515,12 @@ def test_view_registrar_recovers_a_rigid_motion_between_rendered_views(procedura
     assert rre < 1.0 and rte < 0.01, (rre, rte)
     assert res.inliers >= 100 and {"matching", "estimation", "total"} <= set(res.timings_ms)
     assert res.free_space_violation < reg.config.max_violation
+    # with only each view's 8 strongest keypoints it fails; allowed a retry with more (same renders), it registers
+    few = ViewRegistrarConfig(views=6, max_keypoints=8, retry_keypoints=0)
+    assert ViewRegistrar(few, reg.backbone).register_views(source, target).status == RegistrationStatus.FAILED
+    retried = ViewRegistrar(replace(few, retry_keypoints=1024), reg.backbone).register_views(source, target)
+    assert retried.status == RegistrationStatus.OK and retried.timings_ms["first_attempt"] > 0, retried.reason
+    assert registration_errors(retried.T_target_source, T_gt, extent)[0] < 1.0
     # a guess near the truth keeps it OK; a guess the evidence contradicts (90 degrees off) makes it AMBIGUOUS
     assert reg.register_views(source, target, init=T_gt).status == RegistrationStatus.OK
     guess = T_gt.copy()
