@@ -57,9 +57,9 @@ class ViewRegistrarConfig:
         max_keypoints: XFeat keypoints per view (the highest-scoring detections).
         retry_keypoints: a registration that FAILED with ``max_keypoints`` is tried once more with this many per
             view, from the same renders (0 or not above ``max_keypoints``: no retry; AMBIGUOUS is not retried).
-            Where almost no mutual match is true (held-out procedural p209 30 %, made three times on 2026-12-02:
-            7 of 5020 true, no proposal within 17 deg; failed each time), twice the keypoints give the view pairs
-            enough true matches to propose the truth (registered at 1.0 deg). On the 30 ordered pairs of training
+            Where almost no mutual match is true (held-out procedural p209 30 %, refused in two of the three
+            times its NeRFs were trained: once 7 of 5020 true, no proposal within 17 deg), twice the keypoints give
+            the view pairs enough true matches to propose the truth (the third training: registered at 1.0 deg). On the 30 ordered pairs of training
             scene p100, registered with 2048 keypoints from the start, every gate held: 30 within 5 deg / 5 %,
             none wrong, as with 1024. The retry costs about 2.5 times the first try's registration (the guided
             descriptor similarity is 1 GB at 8 views x 2048 keypoints).
