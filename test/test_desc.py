@@ -161,6 +161,38 @@ def test_weighted_kabsch_and_distinct_hypotheses():
     assert rotation_error_deg(est.best.T.numpy(), T1.numpy()) < 2.0 and (est.best.T[:3, 3] - T1[:3, 3]).norm() < 0.1
 
 
+def test_prefer_chooses_among_variants_of_the_best_supported_transform():
+    """``estimate_transform(prefer=...)``: of the hypotheses within 3 deg of the best-supported one (not distinct)
+    with enough of its support, the preferred one is refined; a distinct transform is never picked by preference,
+    and a variant with too little support is not either."""
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(3)
+    T1 = torch.as_tensor(random_rigid_transform(rng, 90, 2.0), dtype=torch.float32)
+    T1b = T1.clone()  # a variant of T1: turned by 3 deg about the origin
+    Rz = torch.as_tensor(Rotation.from_euler("z", 3, degrees=True).as_matrix(), dtype=torch.float32)
+    T1b[:3, :3] = Rz @ T1[:3, :3]
+    T2 = torch.as_tensor(random_rigid_transform(rng, 90, 2.0), dtype=torch.float32)
+    src = torch.as_tensor(rng.uniform(-1, 1, (115, 3)), dtype=torch.float32)
+    tgt = torch.cat([src[:50] @ T1[:3, :3].T + T1[:3, 3], src[50:95] @ T1b[:3, :3].T + T1b[:3, 3],
+                     src[95:] @ T2[:3, :3].T + T2[:3, 3]])
+    corr = Correspondences(src, tgt, torch.ones(115), torch.arange(115))
+    none = Correspondences.empty()
+    Ts = torch.stack([T1, T1b, T2])
+    scores = {0: 0.5, 1: 0.9, 2: 1.0}  # T2 scores best but is distinct
+
+    def prefer(H: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([max(scores[i] for i in range(3) if torch.allclose(h, Ts[i])) for h in H])
+
+    cfg = MatchConfig(ransac_iterations=0)
+    assert torch.allclose(estimate_transform(corr, none, 0.01, 0.0, cfg, hypotheses=Ts).best.T, T1, atol=1e-3)
+    est = estimate_transform(corr, none, 0.01, 0.0, cfg, hypotheses=Ts, prefer=prefer, prefer_ratio=0.8)
+    assert rotation_error_deg(est.best.T.numpy(), T1b.numpy()) < 0.5 < 2.0 < rotation_error_deg(est.best.T.numpy(),
+                                                                                                  T1.numpy())
+    strict = estimate_transform(corr, none, 0.01, 0.0, cfg, hypotheses=Ts, prefer=prefer, prefer_ratio=0.95)
+    assert torch.allclose(strict.best.T, T1, atol=1e-3)  # 45 of 50 is below 95 % of the support
+
+
 def test_icp_refines_a_small_offset(room_pair):
     _, tgt, _ = room_pair
     pc = prepare_cloud(tgt, pair_voxel_size(tgt, tgt, SMALL_PREP), SMALL_PREP)

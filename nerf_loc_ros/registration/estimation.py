@@ -237,7 +237,9 @@ def distinct_transforms(Ta: torch.Tensor, Tb: torch.Tensor, voxel: float, cfg: M
 def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: float, coarse_radius: float,
                        cfg: MatchConfig, generator: torch.Generator | None = None,
                        prior: np.ndarray | None = None, hypotheses: torch.Tensor | None = None,
-                       verify: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Estimate | None:
+                       verify: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       prefer: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                       prefer_ratio: float = 1.0) -> Estimate | None:
     """Hypotheses: one weighted-SVD fit per coarse pair from its fine matches (local-to-global) plus
     ``ransac_iterations`` fits of random coarse triplets. Each is scored by its weighted inliers among the fine
     matches (within ``inlier_voxels`` voxels) plus among the coarse matches (within ``coarse_radius``); the best is
@@ -245,8 +247,10 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
     hypothesis nearest it in rotation among those with at least ``ambiguity_ratio`` of the top support is the one
     refined. ``hypotheses [H x 4 x 4]``: more candidates from elsewhere. ``verify(T [H x 4 x 4]) -> [H]`` bool:
     a check independent of the matches (e.g. free space); the hypotheses it rejects are dropped before scoring, so
-    they are neither chosen nor counted as alternatives by the ambiguity check. None with fewer than three
-    correspondences in all or no accepted hypothesis."""
+    they are neither chosen nor counted as alternatives by the ambiguity check. ``prefer(T [H x 4 x 4]) -> [H]``
+    scores: of the hypotheses not distinct from the one chosen so far with at least ``prefer_ratio`` of its
+    support, the highest-scoring is refined instead (a tie-break among variants of one transform). None with
+    fewer than three correspondences in all or no accepted hypothesis."""
     if len(fine.src) + len(coarse.src) < 3:
         return None
     radius = cfg.inlier_voxels * voxel
@@ -283,6 +287,10 @@ def estimate_transform(fine: Correspondences, coarse: Correspondences, voxel: fl
     if prior is not None:
         plausible = torch.nonzero(support >= cfg.ambiguity_ratio * support[start])[:, 0]
         start = plausible[int(np.argmin(rotation_error_deg(Ts[plausible].numpy(), prior)))]
+    if prefer is not None:
+        variants = torch.nonzero(~distinct_transforms(Ts, Ts[start], voxel, cfg)
+                                 & (support >= prefer_ratio * support[start]))[:, 0]
+        start = variants[int(torch.argmax(torch.as_tensor(prefer(Ts[variants]))))]
     best_T = Ts[start]
     for _ in range(cfg.refine_iterations):  # outlier removal: re-fit on the fine inliers
         inl = inlier_support(best_T[None], fine, radius)[1][0] if len(fine.src) else torch.zeros(0, dtype=torch.bool)
