@@ -528,13 +528,12 @@ class ViewRegistrar(Registrar):
                 refined, guided = matcher.refine(candidates, cfg, voxel, generator)
                 if len(guided.src):
                     hyps, scored = refined, guided
-        prefer = None
-        if cfg.photometric_choice_ratio is not None:
-            def prefer(Ts: torch.Tensor) -> torch.Tensor:
-                return torch.as_tensor(np.nan_to_num(check(Ts.double().numpy())[0].grey_correlation, nan=-1.0))
+        def grey_correlation(Ts: torch.Tensor) -> torch.Tensor:
+            return torch.as_tensor(np.nan_to_num(check(Ts.double().numpy())[0].grey_correlation, nan=-1.0))
 
         est = estimate_transform(scored, Correspondences.empty(), voxel, 0.0, cfg.match, generator, prior=init,
-                                 hypotheses=hyps, verify=consistent, prefer=prefer,
+                                 hypotheses=hyps, verify=consistent,
+                                 prefer=None if cfg.photometric_choice_ratio is None else grey_correlation,
                                  prefer_ratio=cfg.photometric_choice_ratio or 1.0)
         if est is not None and matcher is not None and cfg.polish_radii_voxels:
             est.best.T = matcher.polish(est.best.T, [r * voxel for r in cfg.polish_radii_voxels],
